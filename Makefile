@@ -1,0 +1,47 @@
+# The two commands a new user needs:
+#   make demo   -- synthetic MEG-MASC + tiny model, end to end, prints the results table
+#   make test   -- the whole test suite
+# Both create or update the project's own virtual environment (.venv) first; nothing is installed by hand.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv demo test test-fast bench bench-quick report clean
+
+venv: $(STAMP)
+
+# Re-installs only when the dependency list changes. torch is installed first on its own, pinned,
+# so that no other package can pull a CUDA build of it.
+$(STAMP): pyproject.toml requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/brain2text demo $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(ARGS)
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick $(ARGS)
+
+report: $(STAMP)
+	$(VENV)/bin/brain2text report $(ARGS)
+
+clean:
+	rm -rf outputs .cache .pytest_cache
