@@ -1,0 +1,52 @@
+"""The source never loads anything in a way that can execute code (SECURITY.md)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = sorted(
+    p for d in ("src", "benchmarks") for p in (REPO / d).rglob("*.py")
+) + [REPO / "train.py", REPO / "inference.py"]
+
+FORBIDDEN = [
+    (re.compile(r"(?<![\w.])eval\("), "eval("),
+    (re.compile(r"(?<![\w.])exec\("), "exec("),
+    (re.compile(r"\bpickle\b"), "pickle"),
+    (re.compile(r"\bdill\b|\bcloudpickle\b|\bjoblib\.load\b"), "pickle-like loader"),
+    (re.compile(r"allow_pickle\s*=\s*True"), "allow_pickle=True"),
+    (re.compile(r"trust_remote_code\s*=\s*True"), "trust_remote_code=True"),
+    (re.compile(r"yaml\.(load|unsafe_load|full_load)\("), "unsafe YAML loader"),
+    (re.compile(r"yaml\.(Unsafe|Full)?Loader\b"), "unsafe YAML loader"),
+    (re.compile(r"torch\.load\((?![^)]*weights_only\s*=\s*True)"), "torch.load without weights_only=True"),
+]
+
+
+def _code_lines(path: Path):
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        stripped = line.split("#", 1)[0]
+        yield i, stripped
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_unsafe_loading(path):
+    hits = []
+    for i, line in _code_lines(path):
+        if "literal_eval" in line:
+            line = line.replace("literal_eval(", "")
+        for pattern, name in FORBIDDEN:
+            if pattern.search(line):
+                hits.append(f"{path.relative_to(REPO)}:{i}: {name}: {line.strip()}")
+    assert not hits, "\n".join(hits)
+
+
+def test_checker_catches_examples(tmp_path):
+    bad = ["x = eval(s)", "import pickle", "np.load(f, allow_pickle=True)", "torch.load(f)",
+           "AutoModel.from_pretrained(p, trust_remote_code=True)", "yaml.load(s)"]
+    for src in bad:
+        assert any(p.search(src) for p, _ in FORBIDDEN), src
+    good = ["ast.literal_eval(s)", "torch.load(f, weights_only=True)", "yaml.safe_load(s)", "model.eval()"]
+    for src in good:
+        line = src.replace("literal_eval(", "")
+        assert not any(p.search(line) for p, _ in FORBIDDEN), src
