@@ -40,7 +40,12 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick $(ARGS)
 
+# Builds report/main.pdf from the demo's metrics (run `make demo` first). LaTeX comes from Debian's
+# packages, installed here when missing (needs root, as on the project's machines).
+TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-bibtex-extra
 report: $(STAMP)
+	@command -v pdflatex >/dev/null && command -v bibtex >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES))
 	$(VENV)/bin/brain2text report $(ARGS)
 
 clean:

@@ -1,0 +1,194 @@
+"""Write the report's tables and numbers from metrics JSON files, and build the PDF.
+
+Every number in ``report/main.tex`` comes from a file this module generates under
+``report/generated/``; nothing is typed by hand. Inputs are the JSON files that ``brain2text
+evaluate`` writes (one per evaluation, e.g. held-out sentences and held-out story) and, optionally,
+the decoding-strategy table of the demo.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import Brain2TextError
+from .utils.atomic import atomic_write_text
+
+# (key in metrics JSON, column header, scale, lower_is_better)
+COLUMNS = [
+    ("wer", "WER (\\%)", 100.0, True),
+    ("bleu1", "BLEU-1", 100.0, False),
+    ("bleu4", "BLEU-4", 100.0, False),
+    ("rougeL_f", "ROUGE-L F", 100.0, False),
+    ("bertscore_f1", "BERTScore F1", 100.0, False),
+    ("top1", "Top-1 (\\%)", 100.0, False),
+]
+CONDITIONS = [("meg", "MEG"), ("noise", "noise"), ("shuffled", "shuffled MEG"), ("no_meg", "no MEG")]
+
+
+def _fmt(value, scale: float = 100.0, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "--"
+    return f"{value * scale:.{digits}f}"
+
+
+def _tex_escape(text: str) -> str:
+    table = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+             "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+    return "".join(table.get(c, c) for c in text)
+
+
+def _macro_name(*parts: str) -> str:
+    """A LaTeX macro name from parts: letters only (digits spelled out)."""
+    digits = {"0": "Zero", "1": "One", "2": "Two", "3": "Three", "4": "Four", "5": "Five", "6": "Six",
+              "7": "Seven", "8": "Eight", "9": "Nine"}
+    out = ""
+    for part in parts:
+        for word in re.split(r"[^A-Za-z0-9]+", part):
+            word = "".join(digits.get(c, c) for c in word)
+            out += word[:1].upper() + word[1:]
+    return out
+
+
+def load_metrics(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Brain2TextError("metrics file not found (run `make demo` first)", path) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise Brain2TextError(f"cannot read metrics JSON ({exc})", path) from None
+    for key in ("metrics", "controls", "differences", "n_sentences"):
+        if key not in data:
+            raise Brain2TextError(f"not a `brain2text evaluate` output: missing key '{key}'", path)
+    return data
+
+
+def condition_metrics(data: dict, condition: str) -> dict:
+    return data["metrics"] if condition == "meg" else data["controls"].get(condition, {})
+
+
+def results_table(data: dict, caption: str, label: str) -> str:
+    """A LaTeX table: rows MEG and controls, columns metrics; then MEG minus control with 95% CIs."""
+    cols = "l" + "r" * len(COLUMNS)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             "input & " + " & ".join(h for _, h, _, _ in COLUMNS) + r" \\", r"\midrule"]
+    for cond, name in CONDITIONS:
+        m = condition_metrics(data, cond)
+        if not m:
+            continue
+        lines.append(f"{name} & " + " & ".join(_fmt(m.get(k), s) for k, _, s, _ in COLUMNS) + r" \\")
+    lines.append(r"\midrule")
+    for cond, name in CONDITIONS[1:]:
+        diffs = data["differences"].get(cond)
+        if not diffs:
+            continue
+        cells = []
+        for key, _, scale, _ in COLUMNS:
+            d = diffs.get(key)
+            if not d:
+                cells.append("--")
+                continue
+            lo, hi = d["ci95"]
+            cells.append(f"{_fmt(d['delta'], scale)} [{_fmt(lo, scale)}, {_fmt(hi, scale)}]")
+        lines.append(f"MEG $-$ {name} & " + " & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def beats_all_controls(data: dict, key: str, lower_is_better: bool) -> bool:
+    """True when every control's 95% interval of MEG minus control excludes zero in the good direction."""
+    ok = True
+    for cond, _ in CONDITIONS[1:]:
+        d = data["differences"].get(cond, {}).get(key)
+        if not d:
+            return False
+        lo, hi = d["ci95"]
+        ok &= (hi < 0) if lower_is_better else (lo > 0)
+    return bool(ok)
+
+
+def number_macros(name: str, data: dict) -> str:
+    """``\\newcommand`` macros for numbers quoted in the text (e.g. ``\\SentenceMegWer``)."""
+    out = [f"% generated from the {name} metrics JSON; do not edit"]
+    out.append(rf"\newcommand{{\{_macro_name(name, 'N')}}}{{{int(data['n_sentences'])}}}")
+    for cond, _ in CONDITIONS:
+        m = condition_metrics(data, cond)
+        for key, _, scale, _ in COLUMNS:
+            if key in m:
+                out.append(rf"\newcommand{{\{_macro_name(name, cond, key)}}}{{{_fmt(m[key], scale)}}}")
+    for key, _, _, lower in COLUMNS:
+        verdict = "beats every control" if beats_all_controls(data, key, lower) else "does not beat every control"
+        out.append(rf"\newcommand{{\{_macro_name(name, 'verdict', key)}}}{{{verdict}}}")
+    split = data.get("split", {})
+    split_text = split.get("mode", "") if isinstance(split, dict) else str(split)
+    out.append(rf"\newcommand{{\{_macro_name(name, 'split')}}}{{{_tex_escape(split_text)}}}")
+    out.append(rf"\newcommand{{\{_macro_name(name, 'backbone')}}}{{{_tex_escape(str(data.get('bertscore_backbone', '')))}}}")
+    return "\n".join(out) + "\n"
+
+
+def strategies_table(rows: list[dict]) -> str:
+    """Decoding strategies (rows) x inputs (columns: WER and BLEU-4 for MEG and each control)."""
+    conds = [c for c, _ in CONDITIONS]
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "rr" * len(conds) + "}", r"\toprule",
+             " & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{n}}}" for _, n in CONDITIONS) + r" \\",
+             "strategy & " + " & ".join(["WER", "BLEU-4"] * len(conds)) + r" \\", r"\midrule"]
+    for row in rows:
+        cells = []
+        for c in conds:
+            m = row["metrics"] if c == "meg" else row["controls"].get(c, {})
+            cells += [_fmt(m.get("wer")), _fmt(m.get("bleu4"))]
+        lines.append(_tex_escape(row["strategy"]) + " & " + " & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              r"\caption{Decoding strategies on held-out sentences of the synthetic benchmark (WER and BLEU-4 in \%).}",
+              r"\label{tab:strategies}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def write_generated(evaluations: dict[str, Path], out_dir: Path, strategies: Path | None = None) -> list[Path]:
+    """Write ``results_<name>.tex`` and ``numbers_<name>.tex`` per evaluation, plus ``strategies.tex``."""
+    written = []
+    captions = {
+        "sentence": "Held-out sentences (sentence-hash split) of the \\emph{synthetic} MEG-MASC benchmark. "
+                    "Scores in \\%; bottom rows: MEG minus control with paired-bootstrap 95\\% intervals.",
+        "story": "Held-out story of the \\emph{synthetic} MEG-MASC benchmark. "
+                 "Scores in \\%; bottom rows: MEG minus control with paired-bootstrap 95\\% intervals.",
+    }
+    macros = []
+    for name, path in evaluations.items():
+        data = load_metrics(path)
+        p = out_dir / f"results_{name}.tex"
+        atomic_write_text(p, results_table(data, captions.get(name, f"Evaluation {name}."), f"tab:{name}"))
+        written.append(p)
+        macros.append(number_macros(name, data))
+    p = out_dir / "numbers.tex"
+    atomic_write_text(p, "\n".join(macros))
+    written.append(p)
+    if strategies is not None:
+        try:
+            rows = json.loads(Path(strategies).read_text(encoding="utf-8"))["strategies"]
+        except (OSError, json.JSONDecodeError, KeyError) as exc:
+            raise Brain2TextError(f"cannot read the strategies table ({exc})", strategies) from None
+        p = out_dir / "strategies.tex"
+        atomic_write_text(p, strategies_table(rows))
+        written.append(p)
+    return written
+
+
+def build_pdf(report_dir: Path) -> Path:
+    """pdflatex + bibtex + pdflatex x2 in ``report_dir``; returns the PDF path."""
+    if shutil.which("pdflatex") is None or shutil.which("bibtex") is None:
+        raise Brain2TextError("pdflatex/bibtex not found: install Debian's texlive-latex-base, "
+                              "texlive-latex-recommended and texlive-fonts-recommended (`make report` does)")
+    steps = [["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], ["bibtex", "main"],
+             ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+             ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"]]
+    for cmd in steps:
+        proc = subprocess.run(cmd, cwd=report_dir, capture_output=True, text=True)
+        if proc.returncode > (1 if cmd[0] == "bibtex" else 0):  # bibtex exits 1 on mere warnings
+            tail = [l for l in proc.stdout.splitlines() if l.startswith("!")][:1]
+            raise Brain2TextError(f"{cmd[0]} failed: {tail[0] if tail else 'see main.log'}", report_dir / "main.tex")
+    return report_dir / "main.pdf"

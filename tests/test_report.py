@@ -1,0 +1,98 @@
+"""The report's tables are generated from metrics JSON, and match it."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from brain2text.report import COLUMNS, CONDITIONS, beats_all_controls, write_generated
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fake_metrics(seed: int = 0) -> dict:
+    import random
+
+    rng = random.Random(seed)
+    keys = [k for k, *_ in COLUMNS] + ["bleu2", "bleu3", "top10"]
+
+    def m():
+        return {k: rng.random() for k in keys}
+
+    return {
+        "split": {"mode": "sentence"},
+        "n_sentences": 37,
+        "metrics": m(),
+        "controls": {"noise": m(), "shuffled": m(), "no_meg": m()},
+        "differences": {c: {k: {"delta": rng.uniform(-1, 1), "ci95": sorted([rng.uniform(-1, 1), rng.uniform(-1, 1)])}
+                            for k in keys} for c in ("noise", "shuffled", "no_meg")},
+        "bertscore_backbone": "all-MiniLM-L6-v2 (layer 6)",
+        "synthetic": True,
+    }
+
+
+def _table_rows(tex: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in tex.splitlines():
+        if line.endswith(r"\\") and "&" in line:
+            cells = [c.strip() for c in line[:-2].split("&")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def check_generated_matches(data: dict, out: Path, name: str):
+    rows = _table_rows((out / f"results_{name}.tex").read_text())
+    for cond, label in CONDITIONS:
+        m = data["metrics"] if cond == "meg" else data["controls"][cond]
+        for (key, _, scale, _), cell in zip(COLUMNS, rows[label]):
+            assert float(cell) == pytest.approx(m[key] * scale, abs=0.051), (cond, key)
+    for cond, label in CONDITIONS[1:]:
+        for (key, _, scale, _), cell in zip(COLUMNS, rows[f"MEG $-$ {label}"]):
+            nums = [float(x) for x in re.findall(r"-?\d+\.\d", cell)]
+            d = data["differences"][cond][key]
+            assert nums == pytest.approx([d["delta"] * scale, d["ci95"][0] * scale, d["ci95"][1] * scale], abs=0.051)
+    macros = (out / "numbers.tex").read_text()
+    cap = name.capitalize()
+    assert rf"\newcommand{{\{cap}N}}{{{data['n_sentences']}}}" in macros
+    wer = f"{data['metrics']['wer'] * 100:.1f}"
+    assert rf"\newcommand{{\{cap}MegWer}}{{{wer}}}" in macros
+
+
+def test_generated_tables_match_metrics(tmp_path):
+    paths = {}
+    datas = {}
+    for i, name in enumerate(("sentence", "story")):
+        datas[name] = fake_metrics(i)
+        paths[name] = tmp_path / f"metrics_{name}.json"
+        paths[name].write_text(json.dumps(datas[name]))
+    out = tmp_path / "generated"
+    write_generated(paths, out)
+    for name in datas:
+        check_generated_matches(datas[name], out, name)
+
+
+def test_verdict_requires_every_interval_to_exclude_zero():
+    data = fake_metrics()
+    for c in ("noise", "shuffled", "no_meg"):
+        data["differences"][c]["wer"] = {"delta": -0.3, "ci95": [-0.4, -0.2]}
+    assert beats_all_controls(data, "wer", lower_is_better=True)
+    data["differences"]["shuffled"]["wer"] = {"delta": -0.1, "ci95": [-0.2, 0.01]}
+    assert not beats_all_controls(data, "wer", lower_is_better=True)
+
+
+def test_committed_report_tables_match_committed_metrics(tmp_path):
+    """If the repository ships generated tables, they are exactly what its metrics JSON gives."""
+    gen = REPO / "report" / "generated"
+    jsons = {n: gen / f"metrics_{n}.json" for n in ("sentence", "story")}
+    if not all(p.is_file() for p in jsons.values()):
+        pytest.skip("no committed demo metrics in report/generated")
+    for name, p in jsons.items():
+        check_generated_matches(json.loads(p.read_text()), gen, name)
+
+
+def test_report_fails_clearly_without_metrics(tmp_path):
+    from brain2text.cli import main
+
+    (tmp_path / "main.tex").write_text("x")
+    assert main(["report", "--demo_dir", str(tmp_path / "none"), "--report_dir", str(tmp_path), "--no-pdf"]) == 2
