@@ -1,0 +1,177 @@
+"""MEG-MASC word events: read ``events.tsv`` (both layouts) and group words into sentences.
+
+Layouts (DESIGN.md §3):
+
+* original: ``onset duration trial_type value sample`` where ``trial_type`` is a Python dict literal
+  (``{'story': 'lw1', 'kind': 'word', 'word': 'The', ...}``), parsed with :func:`ast.literal_eval`
+  (never ``eval``: a ``trial_type`` holding code is refused as malformed, never run);
+* flattened: the dict's keys as their own columns and ``trial_type`` holding just the kind.
+
+Both give one table with the columns :data:`EVENT_TABLE_COLUMNS`. Story names are lower-cased
+(``The_Black_Willow`` -> ``the_black_willow``) so configs can name them one way.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError
+from .text import detokenize
+
+EVENT_TABLE_COLUMNS = ("onset", "duration", "kind", "story", "sound_id", "word", "phoneme", "sequence_id",
+                       "condition", "word_index", "pronounced", "line")
+_NUMERIC = ("sound_id", "sequence_id", "word_index", "pronounced")
+_TEXT = ("story", "word", "phoneme", "condition")
+_MISSING = ("", "n/a", "nan", "none", "null")
+# A plain label in a dict-layout file (e.g. mne-bids' BAD_ACQ_SKIP) is an event of that kind, not an error.
+_LABEL = re.compile(r"^[A-Za-z_][\w/ .-]*$")
+
+
+@dataclass
+class Sentence:
+    """Consecutive word events sharing ``sequence_id`` within one sound of one story."""
+
+    story: str
+    sound_id: float
+    sequence_id: float
+    condition: str
+    words: list[str] = field(default_factory=list)
+    onsets: list[float] = field(default_factory=list)  # seconds from recording start
+    offsets: list[float] = field(default_factory=list)  # onset + duration
+    text: str = ""
+
+
+def _is_missing(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in _MISSING
+
+
+def _number(value, what: str, line: int, path) -> float:
+    if _is_missing(value):
+        return math.nan
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"line {line}: {what} must be a number, got {str(value)[:40]!r}", path) from None
+    return out
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError("events file not found", path)
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.EmptyDataError:
+        raise DataError("events file is empty", path) from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"malformed events table ({' '.join(str(exc).split())})", path) from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"cannot read events file ({exc})", path) from None
+    table.columns = [str(c).strip() for c in table.columns]
+    if "onset" not in table.columns:
+        raise DataError(f"events table has no 'onset' column (columns: {list(table.columns)[:8]})", path)
+    if "trial_type" not in table.columns and "kind" not in table.columns:
+        raise DataError("events table has neither a 'trial_type' nor a 'kind' column", path)
+    return table
+
+
+def _parse_dict(text: str, line: int, path) -> dict:
+    text = text.strip()
+    if not text.startswith("{") and _LABEL.match(text):
+        return {"kind": text}
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise DataError(f"line {line}: trial_type is not a Python dict literal ({text[:60]!r})", path) from None
+    if not isinstance(value, dict):
+        raise DataError(f"line {line}: trial_type must be a dict literal, got {type(value).__name__}", path)
+    return value
+
+
+def _normalise_row(info: dict, onset, duration, line: int, path) -> dict:
+    row = {"onset": _number(onset, "onset", line, path), "duration": _number(duration, "duration", line, path)}
+    if math.isnan(row["onset"]):
+        raise DataError(f"line {line}: onset is missing", path)
+    if math.isnan(row["duration"]):
+        row["duration"] = 0.0
+    if row["duration"] < 0 or not math.isfinite(row["onset"]) or not math.isfinite(row["duration"]):
+        raise DataError(f"line {line}: onset/duration must be finite and duration >= 0", path)
+    kind = info.get("kind")
+    row["kind"] = "" if _is_missing(kind) else str(kind).strip().lower()
+    for key in _NUMERIC:
+        row[key] = _number(info.get(key), key, line, path)
+    for key in _TEXT:
+        value = info.get(key)
+        row[key] = None if _is_missing(value) else str(value).strip()
+    if row["story"] is not None:
+        row["story"] = row["story"].lower()
+    row["line"] = line
+    return row
+
+
+def read_events(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a MEG-MASC ``events.tsv`` (original dict-literal or flattened layout).
+
+    Returns a table with columns :data:`EVENT_TABLE_COLUMNS` (``line`` is the 1-based line in the
+    file, header = 1), one row per event, in file order. Raises :class:`DataError` naming the file
+    and the line on a malformed row.
+    """
+    path = Path(path)
+    table = _read_table(path)
+    cols = list(table.columns)
+    dict_layout = "trial_type" in cols and table["trial_type"].str.lstrip().str.startswith("{").any()
+    onsets = table["onset"].tolist()
+    durations = table["duration"].tolist() if "duration" in cols else [0.0] * len(table)
+    if dict_layout:
+        infos = (_parse_dict(t, i + 2, path) for i, t in enumerate(table["trial_type"].tolist()))
+    else:
+        flat = table.to_dict("records")
+        infos = ({**r, "kind": r.get("kind") if not _is_missing(r.get("kind")) else r.get("trial_type")} for r in flat)
+    rows = [_normalise_row(info, onsets[i], durations[i], i + 2, path) for i, info in enumerate(infos)]
+    if not rows:
+        return pd.DataFrame({c: [] for c in EVENT_TABLE_COLUMNS})
+    return pd.DataFrame(rows, columns=list(EVENT_TABLE_COLUMNS))
+
+
+def _key(value):
+    return None if _is_missing(value) else value
+
+
+def extract_sentences(events: pd.DataFrame, include_word_lists: bool = False) -> list[Sentence]:
+    """Group word events into sentences.
+
+    A sentence is a run of consecutive ``word`` rows (in onset order) sharing ``sequence_id``
+    within one sound (story, sound_id) with ``condition == "sentence"`` (a missing condition counts
+    as a sentence). ``word_list`` blocks come back only with ``include_word_lists=True``, their
+    condition kept as a label. Words marked ``pronounced == 0`` were not heard and are dropped;
+    words without a ``sequence_id`` belong to no sentence.
+    """
+    words = events[(events["kind"] == "word") & events["word"].notna() & (events["pronounced"] != 0)]
+    words = words[words["sequence_id"].notna()].sort_values("onset", kind="mergesort")
+    sentences: list[Sentence] = []
+    current_key = None
+    for row in words.itertuples(index=False):
+        condition = row.condition or "sentence"
+        key = (_key(row.story), _key(row.sound_id), row.sequence_id, condition)
+        if key != current_key:
+            current_key = key
+            sentences.append(Sentence(story=row.story or "", sound_id=row.sound_id, sequence_id=row.sequence_id,
+                                      condition=condition))
+        sentence = sentences[-1]
+        sentence.words.append(str(row.word))
+        sentence.onsets.append(float(row.onset))
+        sentence.offsets.append(float(row.onset + row.duration))
+    keep = [s for s in sentences if s.condition == "sentence" or include_word_lists]
+    for s in keep:
+        s.text = detokenize(s.words)
+    return keep

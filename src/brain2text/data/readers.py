@@ -1,0 +1,218 @@
+"""Read one MEG/EEG recording: any format MNE reads, or a ``.npy`` array, validated first.
+
+MNE accepts NaN silently and raises cryptic errors on empty or truncated files (STACK_NOTES), so
+everything a user can get wrong is checked here and reported as one :class:`DataError` line that
+names the file. MNE files are opened lazily (``preload=False``): preprocessing reads channel chunks,
+so a one-hour recording never sits in memory as float64 at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import mne
+import numpy as np
+
+from ..errors import DataError
+
+DATA_CHANNEL_TYPES = ("mag", "grad", "eeg")
+_MAX_CHANS = 4096  # more "channels" than this is a transposed (n_times, n_chans) array, not a montage
+_FINITE_CHUNK = 8_000_000  # values checked per step for NaN/Inf (bounded memory)
+
+
+def _fail(path, problem: str):
+    raise DataError(problem, path)
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            return tuple(shape), np.dtype(dtype), fh.tell()
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as exc:
+        _fail(path, f"not a valid .npy file ({' '.join(str(exc).split())[:120]})")
+
+
+def _check_npy_header(path: Path, shape, dtype: np.dtype, offset: int) -> None:
+    if dtype.hasobject:
+        _fail(path, "array holds Python objects; a numeric (n_chans, n_times) array is expected (pickles are refused)")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        _fail(path, f"non-numeric dtype {dtype}; expected float or integer samples")
+    if len(shape) != 2:
+        _fail(path, f"expected a 2-D array (n_chans, n_times), got shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        _fail(path, f"zero-length array {shape}: no channels or no samples")
+    if shape[0] > _MAX_CHANS and shape[0] > shape[1]:
+        _fail(path, f"shape {shape} looks transposed: expected (n_chans, n_times) with at most {_MAX_CHANS} channels")
+    need = math.prod(shape) * dtype.itemsize
+    have = path.stat().st_size - offset
+    if have < need:
+        _fail(path, f"truncated: the header promises shape {shape} ({need} bytes) but the file holds {have}")
+
+
+def check_finite(data: np.ndarray, path, what: str = "samples") -> None:
+    """DataError if ``data`` (any shape, maybe memory-mapped) holds NaN or Inf; checked in chunks."""
+    flat = data.reshape(data.shape[0], -1) if data.ndim > 1 else data[None]
+    step = max(1, _FINITE_CHUNK // max(1, flat.shape[1]))
+    for i in range(0, flat.shape[0], step):
+        block = np.asarray(flat[i:i + step])
+        if not np.isfinite(block).all():
+            row = i + int(np.argwhere(~np.isfinite(block))[0][0])
+            _fail(path, f"{what} contain NaN or Inf (first in channel {row})")
+
+
+def _sidecar(path: Path) -> dict:
+    side = path.with_suffix(".json")
+    if not side.is_file():
+        return {}
+    try:
+        value = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _fail(side, f"invalid sidecar JSON ({' '.join(str(exc).split())})")
+    if not isinstance(value, dict):
+        _fail(side, "sidecar JSON must be an object like {\"sfreq\": 1000}")
+    return value
+
+
+def _npy_info(path: Path, n_chans: int, sfreq: float | None) -> mne.Info:
+    side = _sidecar(path)
+    if sfreq is None:
+        sfreq = side.get("sfreq")
+    if sfreq is None:
+        _fail(path, f"sampling rate unknown: pass --sfreq or write {path.with_suffix('.json').name} with {{\"sfreq\": ...}}")
+    if isinstance(sfreq, bool) or not isinstance(sfreq, (int, float)) or not math.isfinite(sfreq) or sfreq <= 0:
+        _fail(path, f"sampling rate must be a positive number, got {sfreq!r}")
+    names = side.get("ch_names", [f"MEG {i + 1:03d}" for i in range(n_chans)])
+    if not isinstance(names, list) or len(names) != n_chans or not all(isinstance(n, str) for n in names):
+        _fail(path.with_suffix(".json"), f"ch_names must list {n_chans} strings (one per array row)")
+    if len(set(names)) != len(names):
+        _fail(path.with_suffix(".json"), "ch_names must be unique")
+    types = side.get("ch_types", "mag")
+    try:
+        return mne.create_info(names, float(sfreq), types, verbose=False)
+    except (ValueError, KeyError, TypeError) as exc:
+        _fail(path.with_suffix(".json"), f"invalid ch_types ({' '.join(str(exc).split())})")
+
+
+def _read_npy(path: Path, sfreq: float | None) -> mne.io.BaseRaw:
+    shape, dtype, offset = _npy_header(path)
+    _check_npy_header(path, shape, dtype, offset)
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        _fail(path, f"cannot read the array ({' '.join(str(exc).split())})")
+    check_finite(data, path)
+    info = _npy_info(path, shape[0], sfreq)
+    return mne.io.RawArray(np.asarray(data, dtype=np.float64), info, verbose=False)
+
+
+def _read_mne(path: Path) -> mne.io.BaseRaw:
+    try:
+        if path.is_dir():
+            raw = mne.io.read_raw_ctf(path, preload=False, verbose="error")
+        else:
+            raw = mne.io.read_raw(path, preload=False, verbose="error")
+    except Exception as exc:  # MNE raises anything from ValueError to AttributeError on bad files
+        msg = " ".join(str(exc).split())[:160] or type(exc).__name__
+        _fail(path, f"cannot read as a recording ({type(exc).__name__}: {msg})")
+    if raw.n_times == 0:
+        _fail(path, "recording has no samples")
+    try:  # a truncated file often opens fine and fails on its last buffer
+        raw.get_data(start=raw.n_times - 1, stop=raw.n_times)
+    except Exception as exc:
+        _fail(path, f"truncated or corrupt data ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})")
+    return raw
+
+
+def read_recording(path: str | os.PathLike, sfreq: float | None = None) -> mne.io.BaseRaw:
+    """Open one recording (.fif, .con, .sqd, CTF .ds, ... or .npy) as an MNE Raw.
+
+    ``.npy``: shape (n_chans, n_times), ``allow_pickle=False``; the sampling rate comes from
+    ``sfreq`` or a sidecar ``<name>.json`` (``{"sfreq": 1000, "ch_names": [...], "ch_types": "mag"}``,
+    channel names and types optional: default ``MEG 001...`` of type ``mag``). Other formats: MNE,
+    lazily (``sfreq`` is ignored, the file's own rate is used). Raises :class:`DataError` for a
+    missing, empty, truncated or garbage file, a wrong shape or dtype, NaN/Inf in a ``.npy``, a
+    non-positive rate, or a recording without MEG/EEG channels.
+    """
+    path = Path(path)
+    if not path.exists():
+        _fail(path, "file not found")
+    if path.is_dir() and path.suffix.lower() != ".ds":
+        _fail(path, "is a directory; give a recording file, a CTF .ds folder, or a BIDS root to `brain2text inspect`")
+    if path.is_file() and path.stat().st_size == 0:
+        _fail(path, "file is empty")
+    raw = _read_npy(path, sfreq) if path.suffix.lower() == ".npy" else _read_mne(path)
+    if not any(t in DATA_CHANNEL_TYPES for t in raw.get_channel_types()):
+        _fail(path, f"no MEG/EEG channels (channel types: {sorted(set(raw.get_channel_types()))})")
+    return raw
+
+
+def recording_name(raw: mne.io.BaseRaw) -> str:
+    """The file a Raw came from (for error messages), or ``<array>``."""
+    names = [f for f in (getattr(raw, "filenames", None) or []) if f]
+    return str(names[0]) if names else "<array>"
+
+
+def meg_picks(raw: mne.io.BaseRaw, channel_types: list[str] | tuple[str, ...]) -> list[int]:
+    """Indices of good channels whose MNE type is in ``channel_types`` (e.g. ``["mag", "grad"]``).
+
+    Reference magnetometers (``ref_meg``), stim and misc channels are never picked unless asked for.
+    """
+    bads = set(raw.info["bads"])
+    wanted = set(channel_types)
+    picks = [i for i, (name, kind) in enumerate(zip(raw.ch_names, raw.get_channel_types()))
+             if kind in wanted and name not in bads]
+    if not picks:
+        found = sorted(set(raw.get_channel_types()))
+        _fail(recording_name(raw), f"no good channels of type {sorted(wanted)} (channel types here: {found})")
+    return picks
+
+
+def _grid(n: int) -> np.ndarray:
+    side = max(1, math.ceil(math.sqrt(n)))
+    idx = np.arange(n)
+    xy = np.stack([idx % side, idx // side], axis=1).astype(np.float64)
+    return xy / max(1, side - 1)
+
+
+def _sphere_center(pos: np.ndarray) -> np.ndarray:
+    # |p|^2 = 2 c.p + (r^2 - |c|^2): linear least squares; fall back to the centroid if it is absurd.
+    a = np.hstack([2 * pos, np.ones((len(pos), 1))])
+    sol, *_ = np.linalg.lstsq(a, (pos**2).sum(1), rcond=None)
+    center = sol[:3]
+    radius = math.sqrt(max(sol[3] + center @ center, 0.0))
+    if not np.isfinite(center).all() or radius > 10 * (np.ptp(pos, axis=0).max() + 1e-12):
+        center = pos.mean(0) - np.array([0.0, 0.0, np.ptp(pos[:, 2]) + 1e-3])
+    return center
+
+
+def sensor_positions_2d(raw: mne.io.BaseRaw, picks: list[int]) -> np.ndarray:
+    """(C, 2) sensor positions in [0, 1] for the picked channels.
+
+    The 3-D sensor locations (``info['chs'][i]['loc'][:3]``) are projected as MNE draws topomaps:
+    an azimuthal-equidistant projection around the centre of the best-fitting sphere, then scaled
+    (same factor for x and y) into the unit square. When positions are missing (all zero, NaN or
+    repeated, e.g. a ``.npy`` input), the fallback is a row-major square grid in channel order:
+    the model still gets distinct, stable positions, though without anatomical meaning.
+    """
+    pos = np.array([raw.info["chs"][i]["loc"][:3] for i in picks], dtype=np.float64)
+    usable = (np.isfinite(pos).all() and len(pos) >= 4
+              and (np.linalg.norm(pos, axis=1) > 0).all()
+              and len(np.unique(pos.round(6), axis=0)) == len(pos))
+    if not usable:
+        return _grid(len(picks))
+    v = pos - _sphere_center(pos)
+    r = np.linalg.norm(v, axis=1)
+    theta = np.arccos(np.clip(v[:, 2] / np.maximum(r, 1e-12), -1.0, 1.0))  # angle from the top
+    phi = np.arctan2(v[:, 1], v[:, 0])
+    xy = np.stack([theta * np.cos(phi), theta * np.sin(phi)], axis=1)
+    xy -= xy.min(0)
+    scale = xy.max()
+    return xy / scale if scale > 0 else _grid(len(picks))
