@@ -297,6 +297,7 @@ class EvalConfig:
             raise ConfigError(f"eval.controls: unknown control(s) {bad}")
         if self.n_bootstrap < 1:
             raise ConfigError("eval.n_bootstrap must be >= 1")
+    retrieval: bool = _help("Rank each true sentence among all evaluated sentences by model likelihood (top-1/top-10); costs N x K scorings.", True)
         if self.bertscore_num_layers < 0 or self.batch_size < 1 or self.max_sentences < 0:
             raise ConfigError("eval.bertscore_num_layers and eval.max_sentences must be >= 0, eval.batch_size >= 1")
 

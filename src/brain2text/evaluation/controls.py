@@ -1,0 +1,111 @@
+"""Control inputs, decoded by the same model in the same way as the MEG (DESIGN.md §4).
+
+* ``noise``: Gaussian noise with each channel's mean and standard deviation of that example (over
+  its real samples), the same padding (padded samples and channels stay zero).
+* ``shuffled``: the MEG of a different test sentence: a seeded derangement whose donor has a
+  different text, from the same subject when that subject has another sentence.
+* ``no_meg``: the prompt without MEG tokens (``meg_mode="none"``): the decoder's language prior.
+
+Everything here is a pure function of the inputs and a seed, and never looks at text except to
+make sure the shuffled donor is a *different* sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..data.batch import MEGBatch
+
+CONTROLS = ("noise", "shuffled", "no_meg")
+
+
+def blind(batch: MEGBatch) -> MEGBatch:
+    """The batch without any target information (texts, words, word onsets): what generation sees."""
+    return replace(batch, texts=[], words=[], word_onsets=[])
+
+
+def noise_like(batch: MEGBatch, seeds: Sequence[int]) -> MEGBatch:
+    """Per example and channel: N(mean, std) over the real samples; padding stays zero.
+
+    ``seeds`` gives one seed per example, so an example's noise does not depend on its batch.
+    """
+    if len(seeds) != len(batch):
+        raise ValueError(f"noise_like: {len(batch)} examples but {len(seeds)} seeds")
+    meg = torch.zeros_like(batch.meg)  # (B, C, T)
+    for k, seed in enumerate(seeds):
+        t_mask = batch.meg_mask[k]  # (T,)
+        c_mask = batch.channel_mask[k] if batch.channel_mask is not None else torch.ones(meg.shape[1], dtype=torch.bool)
+        x = batch.meg[k][c_mask][:, t_mask].double()  # (C_real, T_real)
+        mean = x.mean(dim=1, keepdim=True)
+        std = x.std(dim=1, unbiased=False, keepdim=True)
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+        real = torch.zeros(meg.shape[1:], dtype=meg.dtype)
+        real[c_mask.nonzero(as_tuple=True)[0][:, None], t_mask.nonzero(as_tuple=True)[0][None, :]] = \
+            (mean + std * z).to(meg.dtype)
+        meg[k] = real
+    return replace(batch, meg=meg)
+
+
+def noise_seeds(control_seed: int, positions: Sequence[int]) -> list[int]:
+    """One seed per evaluated example (its position in the evaluation order)."""
+    return [int(control_seed) * 1_000_003 + 7919 * int(p) + 1 for p in positions]
+
+
+def derangement(texts: Sequence[str], groups: Sequence[str], seed: int) -> list[int]:
+    """``donor[i] != i`` with ``texts[donor[i]] != texts[i]``, preferring a donor of the same group.
+
+    Within each group (subject) a seeded random cycle; donors with the same text are repaired by
+    swapping with another example of the group, then of any group. Raises ``ValueError`` when every
+    example has the same text (no different sentence exists).
+    """
+    n = len(texts)
+    if n < 2 or len(set(texts)) < 2:
+        raise ValueError("the shuffled control needs at least two different sentences")
+    rng = np.random.default_rng(seed)
+    donor = list(range(n))
+    by_group: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        by_group.setdefault(g, []).append(i)
+    singles = []
+    for members in by_group.values():
+        if len(members) < 2:
+            singles.extend(members)
+            continue
+        order = [members[j] for j in rng.permutation(len(members))]
+        for a, b in zip(order, order[1:] + order[:1]):
+            donor[a] = b
+    if len(singles) == 1:  # one lone example: splice it into any other cycle
+        i, j = singles[0], int(rng.integers(0, n - 1))
+        j = j + (j >= i)
+        donor[i], donor[j] = donor[j], i
+    elif singles:
+        order = [singles[j] for j in rng.permutation(len(singles))]
+        for a, b in zip(order, order[1:] + order[:1]):
+            donor[a] = b
+    return _repair(donor, texts, groups, rng)
+
+
+def _ok(donor: list[int], texts: Sequence[str], i: int) -> bool:
+    return donor[i] != i and texts[donor[i]] != texts[i]
+
+
+def _repair(donor: list[int], texts: Sequence[str], groups: Sequence[str], rng: np.random.Generator) -> list[int]:
+    n = len(donor)
+    for i in range(n):
+        if _ok(donor, texts, i):
+            continue
+        candidates = [j for j in rng.permutation(n) if j != i]
+        candidates.sort(key=lambda j: groups[j] != groups[i])  # same group first (stable sort)
+        for j in candidates:
+            donor[i], donor[j] = donor[j], donor[i]
+            if _ok(donor, texts, i) and _ok(donor, texts, j):
+                break
+            donor[i], donor[j] = donor[j], donor[i]
+        else:
+            raise ValueError(f"no different sentence found for the shuffled control of example {i}")
+    return donor

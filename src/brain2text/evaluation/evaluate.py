@@ -1,0 +1,192 @@
+"""Honest evaluation: free-running generation on a split, with controls and paired bootstrap intervals.
+
+The model sees only :func:`~brain2text.evaluation.controls.blind` batches (texts, words and word
+onsets removed) and is asked to ``generate`` (free-running, no teacher forcing). The references are
+used afterwards, by the metric code, and for retrieval only as the *candidate list*: every distinct
+sentence of the evaluated split, scored identically for every example by ``sequence_logprob``.
+
+Each control (noise, shuffled, no_meg; see ``controls.py``) is decoded by the same model, with the
+same decoding settings and batches, and scored with the same metric code; the paired bootstrap
+gives MEG minus control per metric with a 95% interval.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import Config, DecodingConfig
+from ..data.batch import MEGBatch
+from ..data.dataset import MEGDataset, collate_examples
+from ..errors import Brain2TextError
+from .bootstrap import paired_bootstrap
+from .controls import blind, derangement, noise_like, noise_seeds
+from .metrics import SentenceStats, metrics_info, sentence_stats
+from .score import bertscore_settings
+
+log = logging.getLogger(__name__)
+N_EXAMPLES = 20
+CANDIDATE_CHUNK = 64  # candidates scored per sequence_logprob call (bounded memory)
+
+
+@dataclass
+class SystemRun:
+    """What one system (MEG or a control) produced on the evaluated examples."""
+
+    predictions: list[str]
+    ranks: np.ndarray | None  # (N,) 1-based rank of the true sentence among the candidates, or None
+
+
+def true_rank(scores: np.ndarray, true_index: int) -> int:
+    """1-based rank of ``scores[true_index]``; ties count against the true sentence (pessimistic)."""
+    s = scores[true_index]
+    others = np.delete(scores, true_index)
+    return 1 + int((others >= s).sum())
+
+
+def _supports_meg_mode(fn: Callable) -> bool:
+    try:
+        return "meg_mode" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _candidate_scores(model, batch: MEGBatch, candidates: Sequence[str], meg_mode: str) -> np.ndarray:
+    kwargs = {"meg_mode": meg_mode} if meg_mode != "meg" else {}
+    parts = [model.sequence_logprob(batch, list(candidates[i:i + CANDIDATE_CHUNK]), **kwargs)
+             for i in range(0, len(candidates), CANDIDATE_CHUNK)]
+    return torch.cat([p.detach().float().cpu() for p in parts], dim=1).numpy()  # (B, K)
+
+
+def _batches(n: int, batch_size: int) -> list[list[int]]:
+    return [list(range(i, min(n, i + batch_size))) for i in range(0, n, batch_size)]
+
+
+def run_system(model, get_item: Callable[[int], dict], n: int, system: str, decoding: DecodingConfig,
+               batch_size: int, control_seed: int = 0, donors: Sequence[int] | None = None,
+               candidates: Sequence[str] | None = None, true_index: Sequence[int] | None = None,
+               progress: bool = True) -> SystemRun:
+    """Decode ``n`` examples (``get_item(position)`` -> dataset item) as ``system``.
+
+    ``system``: ``"meg"``, ``"noise"``, ``"shuffled"`` (needs ``donors``) or ``"no_meg"``. With
+    ``candidates`` and ``true_index`` the true sentence's retrieval rank is computed as well.
+    """
+    meg_mode = "none" if system == "no_meg" else "meg"
+    retrieval = candidates is not None and (meg_mode == "meg" or _supports_meg_mode(model.sequence_logprob))
+    predictions: list[str] = []
+    ranks: list[int] = []
+    for positions in tqdm(_batches(n, batch_size), desc=f"decoding ({system})", unit="batch", disable=not progress):
+        sources = [donors[p] for p in positions] if system == "shuffled" else positions
+        batch = blind(collate_examples([get_item(p) for p in sources]))
+        if system == "noise":
+            batch = noise_like(batch, noise_seeds(control_seed, positions))
+        with torch.inference_mode():
+            out = model.generate(batch, decoding, meg_mode=meg_mode)
+            if len(out) != len(positions):
+                raise RuntimeError(f"model.generate returned {len(out)} texts for {len(positions)} examples")
+            predictions.extend(str(t) for t in out)
+            if retrieval:
+                scores = _candidate_scores(model, batch, candidates, meg_mode)  # (B, K)
+                ranks.extend(true_rank(row, true_index[p]) for row, p in zip(scores, positions))
+    return SystemRun(predictions, np.asarray(ranks) if retrieval else None)
+
+
+def _retrieval_extra(run: SystemRun) -> dict[str, np.ndarray]:
+    if run.ranks is None:
+        return {}
+    return {"top1": (run.ranks <= 1).astype(np.float64), "top10": (run.ranks <= 10).astype(np.float64)}
+
+
+def _with_null_retrieval(metrics: dict, retrieval: bool) -> dict:
+    if retrieval:
+        for key in ("top1", "top10"):
+            metrics.setdefault(key, None)  # e.g. no_meg when the model cannot score without MEG
+    return metrics
+
+
+def score_systems(references: list[str], runs: dict[str, SystemRun], cfg: Config, retrieval: bool) -> dict:
+    """Metrics of every system, and paired bootstrap differences MEG - control (same references)."""
+    model_name, layers = bertscore_settings(cfg.eval)
+    stats: dict[str, SentenceStats] = {
+        name: sentence_stats(references, run.predictions, model_name, layers, _retrieval_extra(run))
+        for name, run in runs.items()}
+    controls = [name for name in runs if name != "meg"]
+    return {
+        "stats": stats,
+        "metrics": _with_null_retrieval(stats["meg"].corpus(), retrieval),
+        "controls": {c: _with_null_retrieval(stats[c].corpus(), retrieval) for c in controls},
+        "differences": {c: paired_bootstrap(stats["meg"], stats[c], cfg.eval.n_bootstrap, cfg.eval.bootstrap_seed)
+                        for c in controls},
+        "info": metrics_info(model_name, layers),
+    }
+
+
+def _split_info(example_set, cfg: Config, split: str) -> dict:
+    data = cfg.data
+    info = {"mode": data.split, "which": split, "sizes": example_set.split_counts()}
+    if data.split == "story":
+        info.update(val_stories=list(data.val_stories), test_stories=list(data.test_stories))
+    else:
+        info.update(val_fraction=data.val_fraction, test_fraction=data.test_fraction, salt=data.split_salt)
+    return info
+
+
+def evaluate_examples(model, example_set, split: str, cfg: Config, progress: bool = True) -> tuple[dict, dict]:
+    """Evaluate ``model`` on ``split`` of ``example_set``; returns (result JSON, per-sentence WER by system)."""
+    dataset = MEGDataset(example_set, split)
+    n = len(dataset) if not cfg.eval.max_sentences else min(len(dataset), cfg.eval.max_sentences)
+    if n == 0:
+        raise Brain2TextError(f"the {split!r} split has no examples (data.split={cfg.data.split})", example_set.path)
+    examples = [example_set.examples[dataset.indices[p]] for p in range(n)]
+    references = [ex["text"] for ex in examples]
+    candidates = sorted(set(references)) if cfg.eval.retrieval else None
+    true_index = [candidates.index(r) for r in references] if candidates else None
+    donors = None
+    if "shuffled" in cfg.eval.controls:
+        try:
+            donors = derangement(references, [ex["subject"] for ex in examples], cfg.eval.control_seed)
+        except ValueError as exc:
+            raise Brain2TextError(f"shuffled control impossible on the {split!r} split: {exc}", example_set.path) from None
+    model.eval()
+    runs = {name: run_system(model, dataset.__getitem__, n, name, cfg.decoding, cfg.eval.batch_size,
+                             cfg.eval.control_seed, donors, candidates, true_index, progress)
+            for name in ["meg", *cfg.eval.controls]}
+    scored = score_systems(references, runs, cfg, candidates is not None)
+    result = {
+        "split": _split_info(example_set, cfg, split),
+        "n_sentences": n,
+        "n_distinct_sentences": len(set(references)),
+        "n_candidates": len(candidates) if candidates else 0,
+        "metrics": scored["metrics"],
+        "controls": scored["controls"],
+        "differences": scored["differences"],
+        **scored["info"],
+        "synthetic": bool(example_set.synthetic),
+        "strategy": cfg.decoding.strategy,
+        "decoding": asdict(cfg.decoding),
+        "n_bootstrap": cfg.eval.n_bootstrap,
+        "bootstrap_seed": cfg.eval.bootstrap_seed,
+        "control_seed": cfg.eval.control_seed,
+        "examples": [],
+        "sentences": [],
+    }
+    wer = {name: s.per_sentence_wer() for name, s in scored["stats"].items()}
+    for p, ex in enumerate(examples):
+        row = {"id": ex["id"], "subject": ex["subject"], "story": ex.get("story"), "reference": references[p],
+               "prediction": runs["meg"].predictions[p], "wer": float(wer["meg"][p])}
+        for c in cfg.eval.controls:
+            row[c] = runs[c].predictions[p]
+        if donors is not None:
+            row["shuffled_donor"] = examples[donors[p]]["id"]
+        if runs["meg"].ranks is not None:
+            row["rank"] = int(runs["meg"].ranks[p])
+        result["sentences"].append(row)
+    result["examples"] = [{k: v for k, v in row.items() if k not in ("wer", "rank", "story")}
+                          for row in result["sentences"][:N_EXAMPLES]]
+    return result, {name: values.tolist() for name, values in wer.items()}
