@@ -93,9 +93,9 @@ def _recording(path: Path, skipped: list[Skipped]) -> Recording | None:
     return Recording(ent["subject"], ent.get("session"), ent.get("task"), ent.get("run"), path, events)
 
 
-def _missing(recordings: list[Recording], subjects: list[str], root: Path) -> list[Skipped]:
-    """Sessions / tasks that other subjects have and a subject lacks."""
-    have = {s: {(r.session, r.task, r.run) for r in recordings if r.subject == s} for s in subjects}
+def _missing(seen: list[tuple], subjects: list[str], root: Path) -> list[Skipped]:
+    """Sessions / tasks that other subjects have and a subject lacks (``seen``: (sub, ses, task, run))."""
+    have = {s: {k[1:] for k in seen if k[0] == s} for s in subjects}
     expected = set().union(*have.values()) if have else set()
     sessions = {k[0] for k in expected}
     out = []
@@ -127,19 +127,23 @@ def find_recordings(bids_root: str | os.PathLike, cfg: DataConfig) -> tuple[list
     wanted = {s.removeprefix("sub-") for s in cfg.subjects}
     skipped: list[Skipped] = []
     recordings: list[Recording] = []
-    subjects = []
+    subjects, seen = [], []
     for sub_dir in subject_dirs:
         label = sub_dir.name.removeprefix("sub-")
         if wanted and label not in wanted:
             continue
         subjects.append(label)
-        found = [r for r in (_recording(p, skipped) for p in _candidates(sub_dir)) if r is not None]
+        candidates = _candidates(sub_dir)
+        for p in candidates:
+            ent = get_entities_from_fname(p.name, on_error="ignore")
+            seen.append((label, ent.get("session"), ent.get("task"), ent.get("run")))
+        found = [r for r in (_recording(p, skipped) for p in candidates) if r is not None]
         if not found:
             skipped.append(Skipped(str(sub_dir), "no MEG/EEG recording (sub-*/[ses-*/]meg/*_meg.*)"))
         recordings.extend(found)
     for label in sorted(wanted - set(subjects)):
         skipped.append(Skipped(str(root / f"sub-{label}"), "subject requested in data.subjects but not found"))
-    skipped.extend(_missing(recordings, subjects, root))
+    skipped.extend(_missing(seen, subjects, root))
     for s in skipped:
         log.warning("skipped %s: %s", s.path, s.reason)
     return recordings, skipped

@@ -55,7 +55,7 @@ def detokenize(tokens: list[str]) -> str:
         elif tok == "-":
             attach, piece_glues = True, True
         else:
-            attach = tok in _CLOSERS or _is_clitic(tok)
+            attach = tok in _CLOSERS or _is_clitic(tok) or all(c in ".,!?;:" for c in tok)  # "??", "?!"
             piece_glues = tok in _OPENERS
         if out and not (attach or glue_next):
             out.append(" ")
