@@ -1,0 +1,15 @@
+"""Decoding that uses the MEG evidence: CTC (greedy, prefix beam), LLM beam search, joint CTC/LLM search."""
+
+from .ctc import CTCPrefixScorer, CTCPrefixState, blank_index, ctc_greedy, ctc_prefix_beam_search
+from .joint import joint_beam_search, joint_decode_batch, lm_beam_search
+
+__all__ = [
+    "CTCPrefixScorer",
+    "CTCPrefixState",
+    "blank_index",
+    "ctc_greedy",
+    "ctc_prefix_beam_search",
+    "joint_beam_search",
+    "joint_decode_batch",
+    "lm_beam_search",
+]

@@ -1,0 +1,217 @@
+"""CTC decoding of the encoder's per-token class log-probabilities (Graves et al. 2006).
+
+Vocabulary convention (shared with ``models/brain2text.py`` and :mod:`brain2text.decoding.joint`): the
+CTC head predicts ``len(tokenizer) + 1`` classes: the decoder tokenizer's ids ``0 .. len(tokenizer) - 1``
+unchanged, plus the blank at index ``len(tokenizer)`` (:func:`blank_index`). CTC hypotheses are therefore
+token ids the LLM shares, which is what lets the joint decoder add the two scores token by token.
+
+Three decoders:
+
+- :func:`ctc_greedy`: best class per frame, repeats collapsed, blanks dropped.
+- :func:`ctc_prefix_beam_search`: the time-synchronous prefix beam search (Hannun et al. 2014), every
+  prefix carrying the log-probabilities of its alignments ending in blank / non-blank.
+- :class:`CTCPrefixScorer`: the label-synchronous prefix score of hybrid CTC/attention decoding (Watanabe
+  et al. 2017, ESPnet's ``CTCPrefixScore``): ``log P(output starts with g + c | x)`` for many candidate
+  labels ``c`` at once, and for end-of-sentence the full probability ``log P(g | x)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+NEG_INF = float("-inf")
+
+
+def blank_index(tokenizer) -> int:
+    """The CTC blank class for a decoder tokenizer: ``len(tokenizer)`` (one past the last token id)."""
+    return len(tokenizer)
+
+
+def _checked(log_probs: Tensor, blank: int, length: int | None) -> Tensor:
+    if log_probs.ndim != 2:
+        raise ValueError(f"CTC log_probs must have shape (T, V), got {tuple(log_probs.shape)}")
+    n_frames, n_classes = log_probs.shape
+    if not 0 <= blank < n_classes:
+        raise ValueError(f"blank index {blank} is outside the {n_classes} CTC classes")
+    if length is not None:
+        if not 0 <= length <= n_frames:
+            raise ValueError(f"length must be in [0, {n_frames}], got {length}")
+        log_probs = log_probs[:length]
+    if not log_probs.is_floating_point():
+        raise ValueError(f"CTC log_probs must be floating point, got {log_probs.dtype}")
+    return log_probs.detach()
+
+
+def ctc_greedy(log_probs: Tensor, blank: int, length: int | None = None) -> list[int]:
+    """Best-path decoding: argmax per frame, collapse repeats, drop blanks.
+
+    ``log_probs``: ``(T, V)`` (V includes the blank); ``length``: number of valid frames (default all).
+    """
+    best = _checked(log_probs, blank, length).argmax(dim=-1).tolist()
+    out, prev = [], None
+    for k in best:
+        if k != prev and k != blank:
+            out.append(k)
+        prev = k
+    return out
+
+
+def ctc_prefix_beam_search(
+    log_probs: Tensor, blank: int, beam: int = 8, length: int | None = None, prune_topk: int | None = None
+) -> list[tuple[list[int], float]]:
+    """CTC prefix beam search in log space; returns up to ``beam`` ``(token ids, log P(ids | x))``, best first.
+
+    Each kept prefix carries ``log p_b`` / ``log p_nb``: the probability of all alignments of the frames
+    seen so far that collapse to the prefix and end in a blank / in its last label. The scores are exact
+    while a prefix and its parent stay in the beam (with a beam at least as large as the number of
+    possible prefixes they equal brute-force enumeration). ``prune_topk`` considers only the ``k`` most
+    likely classes of each frame as extensions (speed for large vocabularies).
+    """
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1, got {beam}")
+    lp = _checked(log_probs, blank, length)
+    prefixes: list[tuple[int, ...]] = [()]
+    p_b = lp.new_zeros(1)
+    p_nb = lp.new_full((1,), NEG_INF)
+    for x in lp:  # x: (V,)
+        prefixes, p_b, p_nb = _prefix_beam_step(x, blank, beam, prune_topk, prefixes, p_b, p_nb)
+    total = torch.logaddexp(p_b, p_nb).tolist()
+    out = [(list(p), s) for p, s in zip(prefixes, total) if s > NEG_INF]
+    return out or [(list(prefixes[0]), total[0])]
+
+
+def _prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, prefixes, p_b: Tensor, p_nb: Tensor):
+    """One frame of prefix beam search: every prefix either stays (blank or repeat) or grows by a label."""
+    x_ext = x.clone()
+    if prune_topk is not None and prune_topk < x.numel():
+        x_ext = torch.full_like(x, NEG_INF)
+        top = x.topk(prune_topk).indices
+        x_ext[top] = x[top]
+    x_ext[blank] = NEG_INF  # a blank never extends a prefix
+    total = torch.logaddexp(p_b, p_nb)  # (n,)
+    last = torch.tensor([p[-1] if p else -1 for p in prefixes], dtype=torch.long)
+    has_last = last >= 0
+    stay_b = total + x[blank]
+    stay_nb = torch.where(has_last, p_nb + x[last.clamp(min=0)], torch.full_like(p_nb, NEG_INF))
+    ext = total[:, None] + x_ext[None, :]  # (n, V): prefix + c ends in c at this frame
+    rows = has_last.nonzero().flatten()
+    # Repeating the last label needs a blank in between, so only the blank-ending alignments extend.
+    ext[rows, last[rows]] = p_b[rows] + x_ext[last[rows]]
+    index = {p: i for i, p in enumerate(prefixes)}
+    for i, p in enumerate(prefixes):  # an extension that is already a kept prefix merges into it
+        j = index.get(p[:-1]) if p else None
+        if j is not None:
+            stay_nb[i] = torch.logaddexp(stay_nb[i], ext[j, p[-1]])
+            ext[j, p[-1]] = NEG_INF
+    k = min(beam, ext.numel())
+    ext_top, ext_idx = ext.flatten().topk(k)
+    n_stay, n_cls = len(prefixes), ext.shape[1]
+    cand_b = torch.cat([stay_b, ext_top.new_full((k,), NEG_INF)])
+    cand_nb = torch.cat([stay_nb, ext_top])
+    cand_total = torch.logaddexp(cand_b, cand_nb)
+    order = cand_total.argsort(descending=True, stable=True)[:beam]
+    # impossible candidates (-inf) would duplicate merged prefixes; keep one only if nothing else is left
+    order = order[cand_total[order] > NEG_INF] if bool(cand_total[order[0]] > NEG_INF) else order[:1]
+    new_prefixes = []
+    for j in order.tolist():
+        if j < n_stay:
+            new_prefixes.append(prefixes[j])
+        else:
+            flat = int(ext_idx[j - n_stay])
+            new_prefixes.append(prefixes[flat // n_cls] + (flat % n_cls,))
+    return new_prefixes, cand_b[order], cand_nb[order]
+
+
+@dataclass
+class CTCPrefixState:
+    """Prefix-scoring state of ``M`` hypotheses (one column each).
+
+    ``r``: ``(T, 2, M)``, log-probability that the prefix has been emitted by frame ``t``, the last frame
+    being its last label (``[:, 0]``) or a blank (``[:, 1]``); ``log_psi``: ``(M,)`` prefix scores;
+    ``last``: ``(M,)`` last label (-1 for the empty prefix); ``n_labels``: ``(M,)`` prefix lengths.
+    """
+
+    r: Tensor
+    log_psi: Tensor
+    last: Tensor
+    n_labels: Tensor
+
+    def take(self, index: Tensor | list[int]) -> "CTCPrefixState":
+        """The states of hypotheses ``index`` (e.g. the flat ``(hypothesis, candidate)`` indices kept)."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        return CTCPrefixState(self.r[:, :, index], self.log_psi[index], self.last[index], self.n_labels[index])
+
+
+class CTCPrefixScorer:
+    """Label-synchronous CTC prefix scores (Watanabe et al. 2017, "Hybrid CTC/Attention Architecture for
+    End-to-End Speech Recognition"; ESPnet's ``CTCPrefixScore``), vectorised over hypotheses and candidates.
+
+    ``score(state, candidates)`` returns ``log psi(g + c) = log P(the output starts with g + c | x)`` for
+    every candidate ``c`` of every prefix ``g``; for ``c == eos_id`` it returns ``log P(g | x)``, the
+    probability that the output is exactly ``g``. The blank, and ids outside the CTC classes (an LLM
+    vocabulary padded beyond the tokenizer), score ``-inf``. Cost per call: ``T`` steps over
+    ``(M, K)`` tensors, so restrict ``K`` to the LM's top candidates (ESPnet's pre-beam).
+    """
+
+    def __init__(self, log_probs: Tensor, blank: int, eos_id: int | None = None, length: int | None = None):
+        self.x = _checked(log_probs, blank, length)
+        self.blank = blank
+        self.eos_id = eos_id
+
+    def initial_state(self) -> CTCPrefixState:
+        """State of the empty prefix: all frames so far blank."""
+        x = self.x
+        r = x.new_full((x.shape[0], 2, 1), NEG_INF)
+        r[:, 1, 0] = torch.cumsum(x[:, self.blank], dim=0)
+        return CTCPrefixState(r, x.new_zeros(1), torch.full((1,), -1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+
+    def score(self, state: CTCPrefixState, candidate_ids: Tensor) -> tuple[Tensor, CTCPrefixState]:
+        """Scores ``(M, K)`` of prefixes ``state`` extended by ``candidate_ids`` ``(M, K)`` (or ``(K,)``
+        for one prefix), and the ``M * K`` new states, flattened row-major (select with ``.take``)."""
+        x, blank = self.x, self.blank
+        n_frames, n_classes = x.shape
+        cand = torch.as_tensor(candidate_ids, dtype=torch.long).reshape(state.last.shape[0], -1)  # (M, K)
+        n_hyp, n_cand = cand.shape
+        valid = (cand >= 0) & (cand < n_classes) & (cand != blank)
+        xs = x[:, cand.clamp(0, n_classes - 1).flatten()].view(n_frames, n_hyp, n_cand)  # (T, M, K)
+        xs = xs.masked_fill(~valid, NEG_INF)
+        r_sum = torch.logaddexp(state.r[:, 0], state.r[:, 1])  # (T, M)
+        # After the same label, a new label needs a blank in between: only blank-ending paths count.
+        same = cand == state.last[:, None]
+        log_phi = torch.where(same[None], state.r[:, 1, :, None], r_sum[:, :, None])  # (T, M, K)
+        r_new = x.new_full((n_frames, 2, n_hyp, n_cand), NEG_INF)
+        if n_frames == 0:
+            log_psi = x.new_full((n_hyp, n_cand), NEG_INF)
+        else:
+            empty = (state.n_labels == 0)[:, None]
+            r_new[0, 0] = torch.where(empty, xs[0], torch.full_like(xs[0], NEG_INF))
+            start = max(int(state.n_labels.min()), 1)  # fewer frames than labels: impossible, skipped
+            for t in range(start, n_frames):
+                r_new[t, 0] = torch.logaddexp(r_new[t - 1, 0], log_phi[t - 1]) + xs[t]
+                r_new[t, 1] = torch.logaddexp(r_new[t - 1, 0], r_new[t - 1, 1]) + x[t, blank]
+            # c starts at frame t after g was emitted by t - 1 (or at frame 0 for an empty g).
+            starts = torch.cat([r_new[:1, 0], log_phi[start - 1 : n_frames - 1] + xs[start:]], dim=0)
+            log_psi = torch.logsumexp(starts, dim=0)  # (M, K)
+        if self.eos_id is not None:
+            full = r_sum[-1] if n_frames else x.new_zeros(n_hyp)
+            log_psi = torch.where(cand == self.eos_id, full[:, None].expand(n_hyp, n_cand), log_psi)
+        new_state = CTCPrefixState(
+            r_new.reshape(n_frames, 2, n_hyp * n_cand),
+            log_psi.flatten(),
+            cand.flatten(),
+            (state.n_labels[:, None] + 1).expand(n_hyp, n_cand).flatten(),
+        )
+        return log_psi, new_state
+
+    def sequence_log_prob(self, ids: list[int]) -> float:
+        """``log P(ids | x)`` by scoring the labels one at a time (a check on the scorer; slow)."""
+        state = self.initial_state()
+        for c in ids:
+            _, state = self.score(state, torch.tensor([[c]]))
+        r = state.r[-1, :, 0] if self.x.shape[0] else None
+        if r is None:
+            return 0.0 if not ids else NEG_INF
+        return float(torch.logaddexp(r[0], r[1]))
