@@ -82,6 +82,11 @@ class DataConfig:
             raise ConfigError(f"data.clamp must be > 0, got {self.clamp}")
         if self.window_length <= 0 or self.window_stride <= 0:
             raise ConfigError("data.window_length and data.window_stride must be > 0")
+        both = {s.lower() for s in self.test_stories} & {s.lower() for s in self.val_stories}
+        if self.split == "story" and both:
+            raise ConfigError(f"data.test_stories and data.val_stories share {sorted(both)}; a story is held out once")
+        if self.margin_before < 0 or self.margin_after < 0 or self.max_window <= 0:
+            raise ConfigError("data.margin_before and data.margin_after must be >= 0 and data.max_window > 0")
 
 
 # ------------------------------------------------------------------------------------- encoder

@@ -4,14 +4,50 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import Brain2TextError
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model_path", required=True, help="a trained model directory (output_dir/best_model)")
-    p.add_argument("--input_file", required=True, nargs="+", help=".fif, .npy, any MNE-readable recording, or a glob")
-    p.add_argument("--output_file", required=True, help="results JSON (written atomically)")
+    p.add_argument("--input_file", required=True, nargs="+",
+                   help=".fif, .npy, any MNE-readable recording, a CTF .ds folder, or a glob (quoted); a BIDS "
+                        "recording's events.tsv beside it gives one window per sentence with the reference text")
+    p.add_argument("--output_file", required=True,
+                   help="results JSON, written atomically: one object for one file, a list for several files or a glob")
+    p.add_argument("--window", type=float, default=None, help="window length in s without events (default: model's data.window_length)")
+    p.add_argument("--stride", type=float, default=None, help="window stride in s without events (default: model's data.window_stride)")
+    p.add_argument("--sfreq", type=float, default=None, help="sampling rate of .npy inputs (else their sidecar JSON)")
+    p.add_argument("--batch_size", type=int, default=8, help="windows decoded at once")
+    p.add_argument("--subject", default=None, help="a subject label the model was trained on (default: the BIDS sub- entity)")
+    p.add_argument("--no_events", action="store_true", help="ignore events.tsv and cut sliding windows")
+    p.add_argument("--strategy", choices=["greedy", "beam", "ctc", "joint"], default=None,
+                   help="decoding strategy (default: the model's decoding.strategy)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise Brain2TextError("inference is not built yet in this version (see issue #6)")
+    import dataclasses
+
+    import torch
+
+    from ..errors import Brain2TextError
+    from ..inference.infer import InferenceOptions, infer_files
+    from ..inference.model_view import view_of
+    from ..inference.loading import load_model
+    from ..utils.atomic import atomic_write_json
+
+    for name in ("window", "stride", "sfreq"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise Brain2TextError(f"--{name} must be > 0, got {value}")
+    if args.batch_size < 1:
+        raise Brain2TextError(f"--batch_size must be >= 1, got {args.batch_size}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model_path, device)
+    view = view_of(model, args.model_path)
+    decoding = dataclasses.replace(view.decoding, strategy=args.strategy) if args.strategy else view.decoding
+    opts = InferenceOptions(window=args.window, stride=args.stride, sfreq=args.sfreq, batch_size=args.batch_size,
+                            subject=args.subject, use_events=not args.no_events, decoding=decoding)
+    result = infer_files(model, view, args.input_file, opts)
+    atomic_write_json(args.output_file, result)
+    n = sum(len(r["segments"]) for r in (result if isinstance(result, list) else [result]))
+    print(f"wrote {args.output_file}: {n} segment(s)")
+    return 0

@@ -64,6 +64,13 @@ def _candidate_scores(model, batch: MEGBatch, candidates: Sequence[str], meg_mod
     return torch.cat([p.detach().float().cpu() for p in parts], dim=1).numpy()  # (B, K)
 
 
+def _device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError, TypeError):
+        return torch.device("cpu")
+
+
 def _batches(n: int, batch_size: int) -> list[list[int]]:
     return [list(range(i, min(n, i + batch_size))) for i in range(0, n, batch_size)]
 
@@ -86,6 +93,7 @@ def run_system(model, get_item: Callable[[int], dict], n: int, system: str, deco
         batch = blind(collate_examples([get_item(p) for p in sources]))
         if system == "noise":
             batch = noise_like(batch, noise_seeds(control_seed, positions))
+        batch = batch.to(_device(model))
         with torch.inference_mode():
             out = model.generate(batch, decoding, meg_mode=meg_mode)
             if len(out) != len(positions):

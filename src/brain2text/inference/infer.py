@@ -1,0 +1,218 @@
+"""Decode raw recordings to text with a trained model (``brain2text infer`` / ``python inference.py``).
+
+For each recording (``.fif``, ``.npy`` + rate, anything MNE reads, a CTF ``.ds`` folder, or a BIDS
+recording with its ``events.tsv`` beside it):
+
+1. read it (``data.readers.read_recording``, which rejects malformed files with one clear line);
+2. pick the model's channel types and match the channels to the model: any montage when the encoder
+   has spatial attention (mapped by sensor position), otherwise by name (or by count) with a clear
+   ``expected N channels, found M`` error;
+3. preprocess exactly as the model's training data (``data.preprocessing``: notch, band-pass,
+   resample with the stored data config), then robust-scale: with the model's stored scaler when the
+   BIDS subject and montage match one it was trained on, else with the recording's own statistics
+   (the data layer's rule for unseen subjects);
+4. cut windows: one per sentence when word events are beside the file (the reference text included),
+   else sliding windows of ``window`` s every ``stride`` s;
+5. decode the windows in batches (free-running ``model.generate``), with a progress bar.
+
+The output of one recording is ``{input_file, model_path, n_channels, sfreq, ..., segments: [{start,
+end, text, reference?}]}`` (times in seconds from the recording start); for several recordings it
+is a list of such objects, in input order.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import DataConfig, DecodingConfig
+from ..data.batch import MEGBatch
+from ..data.bids import _events_path
+from ..data.events import extract_sentences, read_events
+from ..data.examples import sentence_window, sliding_windows
+from ..data.preprocessing import apply_robust_scaler, fit_robust_scaler, preprocess_raw
+from ..data.readers import meg_picks, read_recording, sensor_positions_2d
+from ..errors import Brain2TextError, DataError
+from .model_view import ModelView
+
+
+@dataclass
+class InferenceOptions:
+    window: float | None = None  # seconds; None = the model's data.window_length
+    stride: float | None = None  # seconds; None = the model's data.window_stride
+    sfreq: float | None = None  # sampling rate of .npy inputs without a sidecar
+    batch_size: int = 8
+    subject: str | None = None  # a subject the model was trained on (BIDS label) for the subject layer
+    use_events: bool = True  # one window per sentence when events.tsv is beside the recording
+    decoding: DecodingConfig | None = None
+    progress: bool = True
+
+
+@dataclass
+class Prepared:
+    """One recording, preprocessed and cut into windows."""
+
+    path: Path
+    meg: np.ndarray  # (C, T) float32 at the model's rate, scaled and clamped
+    positions: np.ndarray  # (C, 2)
+    n_channels: int
+    sfreq: float  # the recording's own rate
+    windows: list[tuple[int, int]]
+    references: list[str | None]
+    subject_index: int
+    notes: dict = field(default_factory=dict)
+
+
+def expand_inputs(patterns: list[str]) -> list[Path]:
+    """Files named or matched by glob patterns, in order, without duplicates."""
+    out: list[Path] = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise DataError("no file matches this pattern", pattern)
+            out.extend(Path(m) for m in matches)
+        else:
+            out.append(Path(pattern))
+    seen, unique = set(), []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
+
+
+def _bids_subject(path: Path) -> str | None:
+    from mne_bids import get_entities_from_fname
+
+    return get_entities_from_fname(path.name, on_error="ignore").get("subject")
+
+
+def match_channels(path: Path, ch_names: list[str], view: ModelView) -> list[int] | None:
+    """Rows of the picked channels to feed the model, in the model's order (None = all, as they are)."""
+    if view.spatial_attention:
+        return None  # mapped by sensor position inside the encoder
+    expected = view.ch_names
+    if expected and set(expected) <= set(ch_names):
+        return [ch_names.index(n) for n in expected]
+    if len(ch_names) == view.n_chans:
+        return None
+    raise DataError(f"channel mismatch: expected {view.n_chans} channels, found {len(ch_names)} "
+                    f"(of types {view.data.channel_types}); this model has no spatial attention to map other montages",
+                    path)
+
+
+def _scale(path: Path, x: np.ndarray, ch_names: list[str], subject: str | None, view: ModelView) -> tuple[np.ndarray, str]:
+    key = f"{subject}|" + hashlib.sha1("\n".join(ch_names).encode()).hexdigest()[:8]
+    stored = view.scalers.get(key)
+    if stored is not None:
+        median, iqr = np.asarray(stored["median"], np.float32), np.asarray(stored["iqr"], np.float32)
+        source = f"model (subject {subject})"
+    else:
+        median, iqr = fit_robust_scaler([x])
+        source = "own recording"
+    return apply_robust_scaler(x, median, iqr, view.data.clamp), source
+
+
+def _windows(path: Path, n_samples: int, data: DataConfig, opts: InferenceOptions) -> tuple[list, list, dict]:
+    events_path = _events_path(path) if opts.use_events and path.is_file() else None
+    if events_path is not None:
+        sentences = extract_sentences(read_events(events_path), data.include_word_lists)
+        windows, refs, outside = [], [], 0
+        for s in sentences:
+            start, end = sentence_window(s, data.sfreq, data)
+            if start < 0 or end > n_samples or end <= start:
+                outside += 1
+                continue
+            windows.append((start, end))
+            refs.append(s.text)
+        if windows:
+            return windows, refs, {"events_file": str(events_path), "sentences_outside_recording": outside}
+    length = opts.window or data.window_length
+    stride = opts.stride or data.window_stride
+    windows = sliding_windows(n_samples, data.sfreq, length, stride)
+    return windows, [None] * len(windows), {"window": length, "stride": stride}
+
+
+def _subject_index(path: Path, subject: str | None, view: ModelView) -> tuple[int, dict]:
+    if subject is not None and subject in view.subjects:
+        return view.subjects.index(subject), {"subject": subject}
+    return 0, {"subject": None, "subject_layer": f"subject {subject!r} unknown to the model: its slot 0 is used"
+               if subject else "no subject given: the model's slot 0 is used"}
+
+
+def prepare_recording(path: Path, view: ModelView, opts: InferenceOptions) -> Prepared:
+    """Read, check channels, preprocess, scale and window one recording (see module doc)."""
+    raw = read_recording(path, opts.sfreq)
+    data = view.data
+    picks = meg_picks(raw, data.channel_types)
+    names = [raw.ch_names[p] for p in picks]
+    order = match_channels(path, names, view)
+    if order is not None:
+        picks, names = [picks[i] for i in order], [names[i] for i in order]
+    positions = sensor_positions_2d(raw, picks).astype(np.float32)
+    x = preprocess_raw(raw, picks, data)  # (C, T') at data.sfreq
+    subject = opts.subject or _bids_subject(path)
+    x, scaler = _scale(path, x, names, subject, view)
+    windows, refs, notes = _windows(path, x.shape[1], data, opts)
+    if not windows:
+        raise DataError("recording too short to cut a single window", path)
+    index, subject_notes = _subject_index(path, subject, view)
+    notes.update(subject_notes, scaler=scaler)
+    return Prepared(path, x, positions, len(picks), float(raw.info["sfreq"]), windows, refs, index, notes)
+
+
+def _batch(rec: Prepared, windows: list[tuple[int, int]], sfreq: float) -> MEGBatch:
+    n_times = max(e - s for s, e in windows)
+    b, c = len(windows), rec.meg.shape[0]
+    meg = torch.zeros(b, c, n_times)
+    mask = torch.zeros(b, n_times, dtype=torch.bool)
+    for k, (s, e) in enumerate(windows):
+        meg[k, :, :e - s] = torch.from_numpy(rec.meg[:, s:e])
+        mask[k, :e - s] = True
+    return MEGBatch(meg=meg, meg_mask=mask, subject_index=torch.full((b,), rec.subject_index, dtype=torch.long),
+                    channel_mask=torch.ones(b, c, dtype=torch.bool),
+                    sensor_positions=torch.from_numpy(rec.positions)[None].expand(b, c, 2).clone(), sfreq=sfreq)
+
+
+def decode_recording(model, rec: Prepared, view: ModelView, opts: InferenceOptions) -> list[str]:
+    texts: list[str] = []
+    size = max(1, opts.batch_size)
+    chunks = [rec.windows[i:i + size] for i in range(0, len(rec.windows), size)]
+    device = view.device
+    for chunk in tqdm(chunks, desc=f"decoding {rec.path.name}", unit="batch", disable=not opts.progress):
+        batch = _batch(rec, chunk, view.data.sfreq).to(device)
+        with torch.inference_mode():
+            texts.extend(str(t) for t in model.generate(batch, opts.decoding or view.decoding, meg_mode="meg"))
+    return texts
+
+
+def infer_recording(model, view: ModelView, path: Path, opts: InferenceOptions) -> dict:
+    rec = prepare_recording(path, view, opts)
+    texts = decode_recording(model, rec, view, opts)
+    sf = view.data.sfreq
+    segments = []
+    for (s, e), text, ref in zip(rec.windows, texts, rec.references):
+        seg = {"start": round(s / sf, 4), "end": round(e / sf, 4), "text": text}
+        if ref is not None:
+            seg["reference"] = ref
+        segments.append(seg)
+    return {"input_file": str(path), "model_path": str(view.model_path), "n_channels": rec.n_channels,
+            "sfreq": rec.sfreq, "model_sfreq": sf, **rec.notes, "segments": segments}
+
+
+def infer_files(model, view: ModelView, inputs: list[str], opts: InferenceOptions) -> dict | list[dict]:
+    """Decode every input (files or globs); one object for one recording, a list for several."""
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise Brain2TextError("no input files given")
+    model.eval()
+    results = [infer_recording(model, view, p, opts) for p in paths]
+    return results[0] if len(results) == 1 and len(inputs) == 1 and not glob.has_magic(inputs[0]) else results
+
