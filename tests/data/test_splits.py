@@ -58,3 +58,13 @@ def test_story_split_on_real_events_alone(real_events_path):
         cfg = DataConfig(split="story", test_stories=test_stories, val_stories=[])
         assert set(assign_splits(items, cfg)) == {expected}
     assert normalize_for_split(items[0][0]) == "the cable fort by bill glover"
+
+
+def test_config_refuses_a_story_in_both_test_and_val():
+    from brain2text.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="share"):
+        DataConfig(split="story", test_stories=["lw1"], val_stories=["LW1"])
+    DataConfig(split="sentence", test_stories=["lw1"], val_stories=["lw1"])  # unused in sentence mode
+    with pytest.raises(ConfigError, match="margin_before"):
+        DataConfig(margin_before=-1.0)
