@@ -52,6 +52,8 @@ def test_npy_with_sidecar_and_flag(tmp_path):
     (tmp_path / "rec.json").write_text(json.dumps({"sfreq": 250, "ch_names": [f"c{i}" for i in range(6)]}))
     raw = read_recording(tmp_path / "rec.npy")
     assert raw.info["sfreq"] == 250 and raw.ch_names[0] == "c0"
+    assert not raw.preload  # read lazily from a memory map, like MNE's own readers
+    np.testing.assert_allclose(raw.get_data(picks=[4, 1], start=7, stop=300), x[[4, 1], 7:300], rtol=1e-6)
     np.testing.assert_allclose(raw.get_data(), x, rtol=1e-6)
     assert read_recording(tmp_path / "rec.npy", sfreq=100.0).info["sfreq"] == 100.0
     np.save(tmp_path / "bare.npy", x.astype(np.int16))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mne
 import numpy as np
+from mne._fiff.utils import _mult_cal_one  # MNE's own reader helper (mne is pinned)
 
 from ..errors import DataError
 
@@ -101,6 +102,19 @@ def _npy_info(path: Path, n_chans: int, sfreq: float | None) -> mne.Info:
         _fail(path.with_suffix(".json"), f"invalid ch_types ({' '.join(str(exc).split())})")
 
 
+class NpyRaw(mne.io.BaseRaw):
+    """A ``.npy`` (n_chans, n_times) array as a lazy MNE Raw: samples are read from a memory map on
+    demand (as MNE's own file readers do), so a long array is never copied whole into float64."""
+
+    def __init__(self, path: Path, info: mne.Info, n_times: int):
+        super().__init__(info, preload=False, first_samps=[0], last_samps=[n_times - 1], filenames=[str(path)],
+                         raw_extras=[{}], orig_format="single", verbose=False)
+
+    def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):  # MNE's reader hook
+        array = np.load(self.filenames[fi], mmap_mode="r", allow_pickle=False)
+        _mult_cal_one(data, np.asarray(array[:, start:stop], dtype=np.float64), idx, cals, mult)
+
+
 def _read_npy(path: Path, sfreq: float | None) -> mne.io.BaseRaw:
     shape, dtype, offset = _npy_header(path)
     _check_npy_header(path, shape, dtype, offset)
@@ -110,7 +124,7 @@ def _read_npy(path: Path, sfreq: float | None) -> mne.io.BaseRaw:
         _fail(path, f"cannot read the array ({' '.join(str(exc).split())})")
     check_finite(data, path)
     info = _npy_info(path, shape[0], sfreq)
-    return mne.io.RawArray(np.asarray(data, dtype=np.float64), info, verbose=False)
+    return NpyRaw(path, info, shape[1])
 
 
 def _read_mne(path: Path) -> mne.io.BaseRaw:
