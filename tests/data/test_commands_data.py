@@ -68,3 +68,11 @@ def test_prepare_builds_then_hits(tiny_bids, tmp_path, capsys):
     assert sum(v["examples"] for v in info["splits"].values()) == 24
     rc, _, err = _run(capsys, "prepare", f"data.bids_root={tmp_path / 'missing'}")
     assert rc == 2 and err.startswith("error: ") and "BIDS root not found" in err
+
+
+def test_inspect_single_bids_recording_finds_its_events(tiny_bids, capsys):
+    path = tiny_bids / "sub-02" / "ses-1" / "meg" / "sub-02_ses-1_task-1_meg.fif"
+    rc, out, _ = _run(capsys, "inspect", str(path), "--json")
+    info = json.loads(out)
+    assert rc == 0 and info["n_subjects"] == 1 and info["subjects"] == ["02"] and info["sessions"] == ["1"]
+    assert info["n_words"] == 50 and info["n_sentences"] == 6 and info["events"].endswith("_events.tsv")

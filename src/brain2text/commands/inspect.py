@@ -16,7 +16,7 @@ from mne_bids import get_entities_from_fname
 
 from ..config import DataConfig
 from ..errors import DataError
-from ..data.bids import Recording, find_recordings, read_description
+from ..data.bids import Recording, events_path_for, find_recordings, read_description
 from ..data.events import extract_sentences, read_events
 from ..data.readers import read_recording
 
@@ -88,11 +88,7 @@ def _entities(rec: Recording) -> dict:
 
 def _inspect_file(path: Path, sfreq: float | None) -> dict:
     item = _recording_info(path, sfreq)
-    name = path.name
-    events = None
-    if "_" in name and not path.suffix.lower() == ".npy":
-        candidate = path.with_name(name.rsplit("_", 1)[0] + "_events.tsv")
-        events = candidate if candidate.is_file() else None
+    events = events_path_for(path) if "_" in path.name else None
     item.update(_events_info(events))
     ent = get_entities_from_fname(path.name, on_error="ignore")
     item.update({key: ent.get(key) for key in ("subject", "session", "task", "run")})

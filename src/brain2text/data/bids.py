@@ -72,11 +72,17 @@ def _candidates(subject_dir: Path) -> list[Path]:
     return sorted(p for p in found if p.suffix.lower() not in _SIDECAR_SUFFIXES)
 
 
-def _events_path(path: Path) -> Path | None:
+def events_path_for(path: str | os.PathLike) -> Path | None:
+    """The BIDS ``*_events.tsv`` beside a recording (``sub-01_task-1_meg.con`` ->
+    ``sub-01_task-1_events.tsv``), or None when there is none."""
+    path = Path(path)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     base = stem.rsplit("_", 1)[0].replace("_split-01", "")
     events = path.with_name(f"{base}_events.tsv")
     return events if events.is_file() else None
+
+
+_events_path = events_path_for  # older name, kept for callers
 
 
 def _recording(path: Path, skipped: list[Skipped]) -> Recording | None:
@@ -89,7 +95,7 @@ def _recording(path: Path, skipped: list[Skipped]) -> Recording | None:
     if ent.get("subject") is None:
         skipped.append(Skipped(str(path), "file name has no sub- entity"))
         return None
-    events = _events_path(path)
+    events = events_path_for(path)
     return Recording(ent["subject"], ent.get("session"), ent.get("task"), ent.get("run"), path, events)
 
 

@@ -205,8 +205,13 @@ def _preprocess_one(tmp: Path, rec: Recording, cfg: DataConfig) -> dict:
             "positions": sensor_positions_2d(raw, picks).round(6).tolist()}
 
 
+def scaler_key(subject: str, ch_names: list[str]) -> str:
+    """Key of a robust scaler in the manifest: one per subject and montage (``"01|1a2b3c4d"``)."""
+    return f"{subject}|" + hashlib.sha1("\n".join(ch_names).encode()).hexdigest()[:8]
+
+
 def _scaler_group(rec: dict) -> str:
-    return f"{rec['subject']}|" + hashlib.sha1("\n".join(rec["ch_names"]).encode()).hexdigest()[:8]
+    return scaler_key(rec["subject"], rec["ch_names"])
 
 
 def _fit_scalers(tmp: Path, recs: list[dict], examples: list[dict]) -> dict:
