@@ -109,6 +109,8 @@ class EncoderConfig:
     spatial_fourier: int = _help("Fourier frequencies per axis for sensor-position embedding.", 32)
     mae_mask_ratio: float = _help("Phase 1: share of time masked for masked autoencoding.", 0.5)
     mae_span: int = _help("Phase 1: length (in input samples) of each masked span.", 20)
+    word_window: float = _help("'word' loss: seconds of encoder tokens after each word onset pooled into its MEG embedding.", 0.5)
+    word_temperature: float = _help("'word' loss: temperature of the MEG/text word contrastive loss.", 0.1)
 
     def __post_init__(self):
         if self.d_model % self.n_heads:

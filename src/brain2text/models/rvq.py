@@ -103,6 +103,9 @@ class ResidualVQ(nn.Module):
         self.register_buffer("ema_sum", init.clone())
         self.register_buffer("usage", torch.ones(n_q, k))
         self.register_buffer("initialized", torch.tensor(cfg.init == "random"))
+        # Codebook init / EMA / restarts happen in training mode only while this is True
+        # (Brain2Text.set_trainable turns it off when "rvq" is not a trainable part).
+        self.update_codebooks = True
 
     # ------------------------------------------------------------------------------ public
     def project(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +138,7 @@ class ResidualVQ(nn.Module):
         b, t, d = latent.shape
         flat = latent.reshape(b * t, d)
         valid = torch.ones(b * t, dtype=torch.bool, device=x.device) if mask is None else mask.reshape(-1).bool()
-        if self.training and not bool(self.initialized):
+        if self.training and self.update_codebooks and not bool(self.initialized):
             self._initialize(flat.detach().float()[valid])
         quantized, codes, commit, ent = self._quantize(latent, valid, entropy)
         perplexity, usage = self._usage_stats(codes.reshape(b * t, -1)[valid])
@@ -164,9 +167,9 @@ class ResidualVQ(nn.Module):
                 if not self.cfg.ema:
                     commit = commit + (((residual.detach() - chosen) ** 2).mean(1) * weight).sum() / n_valid
             if entropy:  # EMA updates the codebook in place below: keep autograd's copy intact
-                book = codebook.detach().clone() if self.cfg.ema and self.training else codebook
+                book = codebook.detach().clone() if self.cfg.ema and self.training and self.update_codebooks else codebook
                 ent = ent + self._entropy(residual, book, code_sq, valid)
-            if self.training:
+            if self.training and self.update_codebooks:
                 self._update(q, residual.detach(), idx, valid)
             residual = residual - chosen.detach()
             quantized = quantized + chosen.detach()

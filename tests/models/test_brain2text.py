@@ -1,0 +1,122 @@
+import pytest
+import torch
+
+from brain2text.config import DecodingConfig
+from brain2text.errors import ModelError
+from brain2text.models.brain2text import build_model
+from helpers import make_batch, tiny_config
+
+ALL_LOSSES = {"mae": 1.0, "commit": 0.25, "entropy": 0.1, "lm": 1.0, "ctc": 0.3, "word": 0.5}
+
+
+@pytest.fixture(scope="module")
+def model(tiny_lm_dir):
+    torch.manual_seed(0)
+    m = build_model(tiny_config(tiny_lm_dir))
+    m.train()
+    m(make_batch(), {"commit": 1.0})  # initialise the codebooks on a first batch
+    return m.eval()
+
+
+def test_encode_shapes_with_padding(model):
+    batch = make_batch(lengths=(120, 70))
+    enc = model.encode(batch)
+    n_tok = model.encoder.output_lengths(batch.meg_mask.sum(1))
+    b, t = 2, int(n_tok.max())
+    assert enc.tokens.shape == (b, t, 32) and enc.mask.sum(1).tolist() == n_tok.tolist()
+    assert enc.quantized.shape == (b, t, 16) and enc.codes.shape == (b, t, 2)
+    assert enc.ctc_log_probs.shape == (b, t, len(model.tokenizer) + 1)
+    assert model.encoder.output_rate(100.0) == 25.0
+
+
+def test_forward_returns_named_losses_and_phase1_skips_decoder(model, monkeypatch):
+    model.train()
+    out = model(make_batch(), ALL_LOSSES)
+    assert set(out) == set(ALL_LOSSES) | {"loss"}
+    total = sum(ALL_LOSSES[k] * out[k] for k in ALL_LOSSES)
+    torch.testing.assert_close(out["loss"], total)
+    assert all(torch.isfinite(v) for v in out.values())
+    monkeypatch.setattr(model.decoder, "forward", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoder used")))
+    out = model(make_batch(), {"mae": 1.0, "lm": 0.0})
+    assert set(out) == {"mae", "loss"}
+    model.eval()
+
+
+def test_channel_count_error_without_spatial_attention(tiny_lm_dir):
+    m = build_model(tiny_config(tiny_lm_dir, ["encoder.spatial_attention=false", "encoder.n_chans=20"]))
+    m.generate(make_batch(n_chans=20), DecodingConfig(strategy="ctc"))
+    with pytest.raises(ModelError, match="Expected 20 channels, got 7"):
+        m.generate(make_batch(n_chans=7))
+
+
+def test_fresh_lora_equals_base(tiny_lm_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = build_model(tiny_config(tiny_lm_dir)).eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm_dir, dtype=torch.float32).eval()
+    ids = torch.tensor([[1, 5, 9, 20, 33]])
+    torch.testing.assert_close(model.decoder(input_ids=ids).logits, base(input_ids=ids).logits)
+    assert sum(p.numel() for p in model.parameter_groups()["lora"]) > 0
+
+
+def test_one_step_changes_only_projector_and_lora(tiny_lm_dir):
+    torch.manual_seed(0)
+    m = build_model(tiny_config(tiny_lm_dir))
+    m.train()
+    m(make_batch(), {"commit": 1.0})
+    m.set_trainable(["projector", "lora"])
+    trainable = {id(p) for k in ("projector", "lora") for p in m.parameter_groups()[k]}
+    assert {id(p) for p in m.parameters() if p.requires_grad} == trainable
+    before = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-2)
+    m(make_batch(), ALL_LOSSES)["loss"].backward()
+    opt.step()
+    names = {id(p): n for n, p in m.named_parameters()}
+    changed = {k for k, v in m.state_dict().items() if not torch.equal(v, before[k])}
+    allowed = {names[i] for i in trainable}
+    assert changed and changed <= allowed  # buffers (RVQ codebooks) included: nothing else moved
+    assert any("lora_A" in k for k in changed) and any(k.startswith("projector") for k in changed)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "joint", "ctc"])
+def test_batched_generation_ignores_padding(model, strategy):
+    _perturb_lora(model)
+    batch = make_batch(lengths=(150, 60, 90), seed=3)
+    dec = DecodingConfig(strategy=strategy, num_beams=2, ctc_weight=0.3)
+    together = model.generate(batch, dec)
+    alone = [model.generate(_alone(batch, i), dec)[0] for i in range(3)]
+    assert together == alone
+    assert len(together) == 3 and any(together)
+    assert model.generate(batch, dec, meg_mode="none") == model.generate(batch.select([1]), dec, meg_mode="none") * 3
+
+
+def test_sequence_logprob_matches_single_scoring(model):
+    batch = make_batch(lengths=(100, 60))
+    cands = ["the fort", "roy climbed to the top", "zzz"]
+    scores = model.sequence_logprob(batch, cands)
+    assert scores.shape == (2, 3) and torch.all(scores < 0)
+    one = model.sequence_logprob(_alone(batch, 1), cands[1:2])
+    torch.testing.assert_close(one[0, 0], scores[1, 1], atol=1e-4, rtol=1e-4)
+    assert model.sequence_logprob(batch, cands, meg_mode="none").shape == (2, 3)
+
+
+def test_lm_logits_follow_hf_convention(model):
+    batch = make_batch()
+    logits, labels = model.lm_logits(batch)
+    assert logits.shape[:2] == labels.shape
+    n_text = [len(model._text_ids(t)) + 1 for t in batch.texts]
+    assert (labels != -100).sum(1).tolist() == n_text
+
+
+def _alone(batch, i):
+    sub = batch.select([i])
+    n = int(sub.meg_mask.sum())
+    sub.meg, sub.meg_mask = sub.meg[..., :n], sub.meg_mask[:, :n]
+    return sub
+
+
+def _perturb_lora(model):
+    with torch.no_grad():
+        for n, p in model.decoder.named_parameters():
+            if "lora_B" in n and p.abs().sum() == 0:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
