@@ -155,3 +155,22 @@ def test_synthetic_flag_and_no_examples_error(tiny_cfg):
 def test_load_cache_rejects_incomplete(tmp_path):
     with pytest.raises(DataError, match="not a complete brain2text cache"):
         load_cache(tmp_path)
+
+
+def test_concurrent_build_keeps_the_first_finished_cache(tiny_cfg, monkeypatch):
+    first = build_cache(tiny_cfg, progress=False)
+    marker = first.path / "marker"
+    marker.write_text("first")
+    real_build = cache_mod._build
+    # Pretend the cache was not there when this process looked, but appears before it finishes.
+    monkeypatch.setattr(cache_mod, "MANIFEST", "manifest-not-yet.json")
+
+    def build_and_restore(*a, **k):
+        out = real_build(*a, **k)
+        monkeypatch.setattr(cache_mod, "MANIFEST", MANIFEST)
+        return out
+
+    monkeypatch.setattr(cache_mod, "_build", build_and_restore)
+    again = build_cache(tiny_cfg, progress=False)
+    assert again.hit and marker.read_text() == "first"
+    assert [p.name for p in Path(tiny_cfg.cache_dir).iterdir()] == [first.path.name]

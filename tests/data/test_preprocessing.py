@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from brain2text.config import DataConfig
-from brain2text.data.preprocessing import (apply_robust_scaler, bandpass, fit_robust_scaler, notch, output_length,
-                                           preprocess_array, preprocess_raw, resample)
+from brain2text.data.preprocessing import (CHUNK_BUDGET_BYTES, apply_robust_scaler, bandpass, chunk_channels_for,
+                                           fit_robust_scaler, notch, output_length, preprocess_array,
+                                           preprocess_raw, resample)
 from brain2text.errors import DataError
 
 
@@ -98,3 +99,9 @@ def test_nan_in_recording_is_a_data_error(tmp_path):
     raw = _raw_file(tmp_path, n_chans=4, seconds=2.0, nan=True)
     with pytest.raises(DataError, match="NaN or Inf"):
         preprocess_raw(raw, [0, 1, 2, 3], DataConfig())
+
+
+def test_chunk_size_bounds_memory_for_long_recordings():
+    one_hour = 3_600_000
+    assert chunk_channels_for(one_hour) * one_hour * 8 * 3 <= CHUNK_BUDGET_BYTES
+    assert chunk_channels_for(10 * one_hour) == 1 and chunk_channels_for(1000) == 64

@@ -9,7 +9,9 @@ The key hashes the BIDS root's absolute path, the size and mtime of every record
 file, every ``data`` parameter (``cache_dir`` aside) and the cache format / package version, so a
 changed file or parameter builds a new cache and a second run reads the existing one. The cache is
 built in a temporary folder renamed into place at the end (``atomic_directory``): an interrupted
-build never leaves a folder that looks complete.
+build never leaves a folder that looks complete. Several processes (e.g. DDP ranks) may build the same
+cache at once: the first to finish wins and the others discard their copy and read the winner's
+(building once on the main process first saves the duplicated work).
 
 Robust scaling is fitted on training data only: per subject (and montage), median/IQR per channel
 over that subject's *train* windows. A subject with no train window (all its sentences in val/test,
@@ -161,10 +163,19 @@ def build_cache(cfg: DataConfig, progress: bool = True) -> ExampleSet:
             log.warning("cache %s unreadable; rebuilding", path)
     if path.parent.is_dir():
         _remove_stale_tmp(path)
-    with atomic_directory(path) as tmp:
-        manifest = _build(tmp, root, recordings, list(skipped), cfg, progress)
-        atomic_write_json(tmp / MANIFEST, manifest, indent=None)
+    try:
+        with atomic_directory(path) as tmp:
+            manifest = _build(tmp, root, recordings, list(skipped), cfg, progress)
+            atomic_write_json(tmp / MANIFEST, manifest, indent=None)
+            if (path / MANIFEST).is_file():  # a concurrent build (another rank) finished first: use its cache
+                raise _BuiltElsewhere
+    except _BuiltElsewhere:
+        return load_cache(path, hit=True)
     return load_cache(path, hit=False)
+
+
+class _BuiltElsewhere(Exception):
+    """Internal: abandon this build (its temporary folder is removed) in favour of a finished one."""
 
 
 # --------------------------------------------------------------------------------- the build
