@@ -142,3 +142,15 @@ def test_prefix_scorer_speed():
         scorer.score(state, torch.randint(0, 2000, (8, 16)))
     per_step = (time.perf_counter() - start) / 10
     assert per_step < 0.1, f"one beam-8 step over 100 frames took {per_step:.3f} s"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_prefix_scores_of_all_classes_equal_the_recursion(seed):
+    lp = _random_log_probs(seed, 25, 9, sharp=3.0)
+    scorer = CTCPrefixScorer(lp, blank=8, eos_id=1)
+    state = scorer.initial_state()
+    for step, c in enumerate([3, 3, 5, 0]):  # includes a repeated label
+        every = torch.arange(9).expand(state.last.shape[0], 9)
+        by_recursion, new = scorer.score(state, every)
+        assert torch.allclose(scorer.prefix_scores(state), by_recursion, atol=1e-9)
+        state = new.take([c])

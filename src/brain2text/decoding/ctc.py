@@ -160,6 +160,7 @@ class CTCPrefixScorer:
         self.x = _checked(log_probs, blank, length)
         self.blank = blank
         self.eos_id = eos_id
+        self._exp_x: tuple[Tensor, Tensor] | None = None  # exp(x - max_t x) and max_t x, for prefix_scores
 
     def initial_state(self) -> CTCPrefixState:
         """State of the empty prefix: all frames so far blank."""
@@ -206,6 +207,41 @@ class CTCPrefixScorer:
         )
         return log_psi, new_state
 
+    def prefix_scores(self, state: CTCPrefixState) -> Tensor:
+        """``log psi(g + c)`` ``(M, V)`` for every class ``c`` at once, without the time recursion.
+
+        ``psi(g + c) = sum_t phi_{t-1}(c) x_t(c)``, where ``phi`` is the probability that ``g`` is complete
+        by frame ``t - 1`` (only its blank-ending part when ``c`` repeats the last label, 1 before frame 0
+        for the empty prefix): one log-space product of ``(M, T)`` by ``(T, V)``, in float64. Column
+        ``eos_id`` holds ``log P(g | x)``, the blank ``-inf``. Equal to :meth:`score` on all classes;
+        :meth:`score` is still needed for the states of the hypotheses kept.
+        """
+        x, n_hyp = self.x, state.last.shape[0]
+        n_frames, n_classes = x.shape
+        if n_frames == 0:
+            out = x.new_full((n_hyp, n_classes), NEG_INF)
+        else:
+            r = state.r.double()
+            empty_start = torch.where(state.n_labels == 0, 0.0, NEG_INF).to(r)[None]  # (1, M)
+            phi = torch.cat([empty_start, torch.logaddexp(r[:-1, 0], r[:-1, 1])], dim=0)  # (T, M): g done by t-1
+            if self._exp_x is None:
+                x_max = x.double().max(dim=0, keepdim=True).values.clamp(min=-1e30)  # (1, V)
+                self._exp_x = (torch.exp(x.double() - x_max), x_max)
+            exp_x, x_max = self._exp_x
+            phi_max = phi.max(dim=0, keepdim=True).values.clamp(min=-1e30)  # (1, M); all -inf stays -inf
+            out = torch.log(torch.exp(phi - phi_max).T @ exp_x) + phi_max.T + x_max  # (M, V): log-space product
+            has_last = (state.last >= 0).nonzero().flatten()
+            if has_last.numel():  # repeating the last label needs a blank in between
+                phi_b = torch.cat([r.new_full((1, n_hyp), NEG_INF), r[:-1, 1]], dim=0)  # (T, M)
+                last = state.last[has_last]
+                out[has_last, last] = torch.logsumexp(phi_b[:, has_last] + x[:, last].double(), dim=0)
+            out = out.to(x.dtype)
+        out[:, self.blank] = NEG_INF
+        if self.eos_id is not None and 0 <= self.eos_id < n_classes:
+            r_last = state.r[-1] if n_frames else None
+            out[:, self.eos_id] = torch.logaddexp(r_last[0], r_last[1]) if n_frames else 0.0
+        return out
+
     def sequence_log_prob(self, ids: list[int]) -> float:
         """``log P(ids | x)`` by scoring the labels one at a time (a check on the scorer; slow)."""
         state = self.initial_state()
@@ -215,3 +251,4 @@ class CTCPrefixScorer:
         if r is None:
             return 0.0 if not ids else NEG_INF
         return float(torch.logaddexp(r[0], r[1]))
+

@@ -25,10 +25,11 @@ The best finished hypothesis is returned without ``bos_ids`` and without its ``e
 With ``w = 0`` no CTC score is computed and joint decoding *is* :func:`lm_beam_search` (same loop,
 same numbers). With ``w = 1`` the LM has no say and the result is :func:`ctc_prefix_beam_search`'s best
 hypothesis (time-synchronous, which prunes better than a label-synchronous search driven by CTC alone).
-In between, each hypothesis considers only the ``pre_beam`` tokens its LM ranks highest (ESPnet's
-pre-beam; ``pre_beam >= 2 * beam``, the default, keeps the LM's own top candidates exact), plus the
-``pre_beam`` tokens the CTC head gives the highest probability at any frame (so the MEG evidence can
-bring in words the LM would not propose: the LM-collapse risk of DESIGN.md §8), plus ``eos``.
+In between, every token of the vocabulary is scored exactly: :meth:`CTCPrefixScorer.prefix_scores`
+gives the CTC prefix score of all tokens in one product, so the MEG evidence can bring in words the LM
+ranks low (the LM-collapse risk of DESIGN.md §8), and the CTC time recursion runs only for the ``beam``
+hypotheses kept. ``pre_beam`` (default None: no restriction) keeps only each hypothesis' ``pre_beam``
+best tokens by LM and by CTC, plus ``eos`` (ESPnet's pre-beam, widened to the CTC's own candidates).
 
 ``lm_step_fn(prefixes: list[list[int]]) -> Tensor (n_prefixes, V)`` returns next-token log-probs for
 full prefixes (``bos_ids`` + generated; all the same length at each call). A stateful step function
@@ -127,7 +128,7 @@ def _beam_search(
     """The shared loop; returns finished ``(tokens without eos, normalised score)``, best first.
 
     ``scorer`` None: LM only. ``lm_weight`` overrides ``1 - ctc_weight`` (tests run the
-    label-synchronous search with CTC alone by passing 0; then every token is a candidate).
+    label-synchronous search with CTC alone by passing 0).
     """
     if beam < 1 or max_len < 1:
         raise ValueError(f"beam and max_len must be >= 1, got {beam} and {max_len}")
@@ -138,28 +139,21 @@ def _beam_search(
     run_lm = torch.zeros(1)
     ctc_state = scorer.initial_state() if scorer is not None else None
     finished: list[tuple[float, list[int]]] = []
-    ctc_tokens = None
     for step in range(max_len):
         lm = lm_step_fn([list(bos_ids) + h for h in running])
         if lm.ndim != 2 or lm.shape[0] != len(running):
             raise ValueError(f"lm_step_fn must return ({len(running)}, V) log-probs, got {tuple(lm.shape)}")
         lm = lm.detach().float().cpu()
+        cand_lm = run_lm[:, None] + lm  # (n, V)
         if scorer is None:
-            cand = None
-            cand_lm = run_lm[:, None] + lm  # (n, V)
-            cand_score = run_score[:, None] + lm
+            cand_score = run_score[:, None] + lm  # exactly HF's accumulation
         else:
-            n_pre = n_keep if pre_beam is None else pre_beam
-            if ctc_tokens is None:
-                ctc_tokens = _ctc_tokens(scorer, n_pre, lm.shape[1])
-            cand = _candidates(lm, eos_id, n_pre, ctc_tokens, every_token=lm_w == 0)
-            cand_lm = run_lm[:, None] + lm.gather(1, cand.clamp(min=0)).masked_fill(cand < 0, NEG_INF)
-            ctc_scores, new_ctc = scorer.score(ctc_state, cand)
-            cand_score = lm_w * cand_lm + ctc_weight * ctc_scores.float() if lm_w else ctc_weight * ctc_scores.float()
+            cand_ctc = _ctc_columns(scorer, ctc_state, lm.shape[1], lm, eos_id, pre_beam)
+            cand_score = ctc_weight * cand_ctc + (lm_w * cand_lm if lm_w else 0.0)
         top_score, top_flat = _top_candidates(cand_score, n_keep)
         n_col = cand_score.shape[1]
         parents = (top_flat // n_col).tolist()
-        tokens = (top_flat % n_col if cand is None else cand.flatten()[top_flat]).tolist()
+        tokens = (top_flat % n_col).tolist()
         hits = [tok == eos_id or step + 1 == max_len for tok in tokens]
         for j in range(min(beam, len(tokens))):
             if hits[j] and top_score[j] > NEG_INF:
@@ -172,8 +166,9 @@ def _beam_search(
         running = [running[parents[j]] + [tokens[j]] for j in keep]
         run_score = top_score[keep]
         run_lm = cand_lm.flatten()[top_flat[keep]]
-        if ctc_state is not None:
-            ctc_state = new_ctc.take(top_flat[keep])
+        if ctc_state is not None:  # the time recursion runs only for the hypotheses kept
+            kept = torch.tensor([tokens[j] for j in keep])[:, None]
+            _, ctc_state = scorer.score(ctc_state.take([parents[j] for j in keep]), kept)
         if hasattr(lm_step_fn, "reorder"):
             lm_step_fn.reorder([parents[j] for j in keep])
         if len(finished) == beam and float(run_score[0]) / (step + 1) ** length_penalty <= finished[-1][0]:
@@ -183,34 +178,20 @@ def _beam_search(
     return [(hyp, score) for score, hyp in finished]
 
 
-def _candidates(lm: Tensor, eos_id: int, pre_beam: int, ctc_tokens: Tensor, every_token: bool) -> Tensor:
-    """Token ids ``(n, K)`` each hypothesis considers: its LM's ``pre_beam`` best, the CTC's likely tokens
-    and ``eos``; repeats within a row are replaced by -1 (an invalid id that scores ``-inf``)."""
-    n, vocab = lm.shape
-    if every_token or pre_beam >= vocab:
-        return torch.arange(vocab).expand(n, vocab)
-    top = lm.topk(pre_beam, dim=1).indices  # (n, P)
-    eos = torch.full((n, 1), eos_id, dtype=torch.long)
-    cand = torch.cat([top, ctc_tokens[None, :].expand(n, -1), eos], dim=1)
-    seen = torch.zeros(n, max(vocab, int(cand.max()) + 1), dtype=torch.bool)
-    for j in range(cand.shape[1]):
-        col = cand[:, j : j + 1]
-        dup = seen.gather(1, col)
-        seen.scatter_(1, col, True)
-        cand[:, j : j + 1] = torch.where(dup, torch.full_like(col, -1), col)
-    return cand
-
-
-def _ctc_tokens(scorer: CTCPrefixScorer, n_tokens: int, vocab: int) -> Tensor:
-    """The ``n_tokens`` labels with the highest frame probability anywhere in the utterance (so the MEG
-    evidence can propose words the LM ranks low), limited to ids the LM has."""
-    x = scorer.x[:, :vocab].clone()
-    if scorer.blank < vocab:
-        x[:, scorer.blank] = NEG_INF
-    if x.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long)
-    peak = x.max(dim=0).values
-    return peak.topk(min(n_tokens, peak.numel())).indices
+def _ctc_columns(scorer: CTCPrefixScorer, state, vocab: int, lm: Tensor, eos_id: int, pre_beam: int | None) -> Tensor:
+    """CTC prefix scores ``(n, vocab)`` in the LM's vocabulary: ids the CTC head lacks score ``-inf``;
+    with ``pre_beam``, only each hypothesis' ``pre_beam`` best tokens by LM and by CTC, and ``eos``, stay."""
+    ctc = scorer.prefix_scores(state).float()  # (n, V_ctc), blank already -inf
+    out = ctc.new_full((ctc.shape[0], vocab), NEG_INF)
+    shared = min(vocab, ctc.shape[1])
+    out[:, :shared] = ctc[:, :shared]
+    if pre_beam is not None and pre_beam < vocab:
+        allowed = torch.zeros_like(out, dtype=torch.bool)
+        allowed.scatter_(1, lm.topk(pre_beam, dim=1).indices, True)
+        allowed.scatter_(1, out.topk(pre_beam, dim=1).indices, True)
+        allowed[:, eos_id] = True
+        out = out.masked_fill(~allowed, NEG_INF)
+    return out
 
 
 def _top_candidates(cand_score: Tensor, k: int) -> tuple[Tensor, Tensor]:
