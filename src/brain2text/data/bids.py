@@ -5,8 +5,9 @@ file); entities are parsed with mne-bids' ``get_entities_from_fname``. Nothing i
 file names and sizes: unreadable files are found (and skipped) when the cache reads them.
 
 What is missing is reported, not hidden: a subject lacking a session or a task that other subjects
-have (MEG-MASC: sub-03, 12, 16, 20, 21 have one session), an empty file -- each becomes a :class:`Skipped` entry and a logged warning. A recording without
-``events.tsv`` is returned with ``events_path=None``; the cache skips it (and says so).
+have (MEG-MASC: sub-03, 12, 16, 20, 21 have one session) or an empty file becomes a
+:class:`Skipped` entry and a logged warning. A recording without ``events.tsv`` is returned with
+``events_path=None``; the cache skips it (and says so).
 """
 
 from __future__ import annotations
