@@ -147,3 +147,10 @@ def test_unpronounced_words_and_word_lists(tmp_path):
     assert [s.words for s in sentences] == [["a", "c"], ["a"]]  # sequence_id 0 in two sounds: two sentences
     with_lists = extract_sentences(events, include_word_lists=True)
     assert [s.condition for s in with_lists] == ["sentence", "word_list", "sentence"]
+
+
+def test_bare_nan_inside_dict_reads_as_missing(tmp_path):
+    row = "1.0\t0.2\t{'kind': 'word', 'word': 'Hi', 'sequence_id': 3.0, 'sound_id': nan, 'word_index': nan}\t1\t1\n"
+    events = read_events(_write(tmp_path, HEADER + row))
+    assert events["sound_id"].isna().all() and events["sequence_id"].tolist() == [3.0]
+    assert [s.words for s in extract_sentences(events)] == [["Hi"]]

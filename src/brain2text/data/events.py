@@ -32,6 +32,8 @@ _TEXT = ("story", "word", "phoneme", "condition")
 _MISSING = ("", "n/a", "nan", "none", "null")
 # A plain label in a dict-layout file (e.g. mne-bids' BAD_ACQ_SKIP) is an event of that kind, not an error.
 _LABEL = re.compile(r"^[A-Za-z_][\w/ .-]*$")
+# pandas writes missing values inside a dict as bare nan / inf, which literal_eval refuses: read them as None.
+_BARE_NAN = re.compile(r"(:\s*)(nan|NaN|-?inf)(\s*[,}])")
 
 
 @dataclass
@@ -90,7 +92,7 @@ def _parse_dict(text: str, line: int, path) -> dict:
     if not text.startswith("{") and _LABEL.match(text):
         return {"kind": text}
     try:
-        value = ast.literal_eval(text)
+        value = ast.literal_eval(_BARE_NAN.sub(r"\1None\3", text))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise DataError(f"line {line}: trial_type is not a Python dict literal ({text[:60]!r})", path) from None
     if not isinstance(value, dict):
