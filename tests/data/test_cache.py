@@ -125,7 +125,7 @@ def test_killed_build_is_recovered(tiny_cfg, tmp_path):
     assert not es.hit and len(es) == 24
 
 
-def test_unreadable_recording_is_skipped(tiny_cfg):
+def test_unreadable_recording_is_skipped(tiny_cfg, caplog):
     bad = Path(tiny_cfg.bids_root) / "sub-02" / "ses-1" / "meg" / "sub-02_ses-1_task-1_meg.fif"
     bad.write_bytes(b"\x00garbage" * 100)
     bad_events = Path(tiny_cfg.bids_root) / "sub-02" / "ses-0" / "meg" / "sub-02_ses-0_task-1_events.tsv"
@@ -135,6 +135,7 @@ def test_unreadable_recording_is_skipped(tiny_cfg):
     reasons = {s.path: s.reason for s in es.skipped}
     assert "cannot read as a recording" in reasons[str(bad)]
     assert "not a Python dict literal" in reasons[str(bad_events)]
+    assert str(bad) in caplog.text and str(bad_events) in caplog.text  # warned, not silent
 
 
 def test_subject_without_train_data_scales_on_own_recordings(tiny_cfg):

@@ -179,24 +179,29 @@ class _BuiltElsewhere(Exception):
 
 
 # --------------------------------------------------------------------------------- the build
+def _skip(skipped: list[Skipped], path, reason: str) -> None:
+    skipped.append(Skipped(str(path), reason))
+    log.warning("skipped %s: %s", path, reason)
+
+
 def _sentences(recordings: list[Recording], cfg: DataConfig, skipped: list[Skipped]) -> dict[int, list]:
     """Sentences per recording index (recordings whose events cannot be used are skipped)."""
     stories = {s.lower() for s in cfg.stories}
     out = {}
     for i, rec in enumerate(recordings):
         if rec.events_path is None:
-            skipped.append(Skipped(str(rec.path), "no events.tsv beside the recording (no word annotations)"))
+            _skip(skipped, rec.path, "no events.tsv beside the recording (no word annotations)")
             continue
         try:
             sentences = extract_sentences(read_events(rec.events_path), cfg.include_word_lists)
         except DataError as exc:
-            skipped.append(Skipped(str(rec.events_path), str(exc).removeprefix(f"{rec.events_path}: ")))
+            _skip(skipped, rec.events_path, str(exc).removeprefix(f"{rec.events_path}: "))
             continue
         for s in sentences:
             s.story = s.story or f"task-{rec.task}"  # events without a story: fall back to the task label
         sentences = [s for s in sentences if not stories or s.story in stories]
         if not sentences:
-            skipped.append(Skipped(str(rec.events_path), "no sentences (after data.stories filter)"))
+            _skip(skipped, rec.events_path, "no sentences (after data.stories filter)")
             continue
         out[i] = sentences
     return out
@@ -265,13 +270,14 @@ def _build(tmp: Path, root: Path, recordings: list[Recording], skipped: list[Ski
         try:
             recs[i] = _preprocess_one(tmp, recordings[i], cfg)
         except DataError as exc:
-            skipped.append(Skipped(str(recordings[i].path), str(exc).removeprefix(f"{recordings[i].path}: ")))
+            _skip(skipped, recordings[i].path, str(exc).removeprefix(f"{recordings[i].path}: "))
             (tmp / f"{recordings[i].id}.npy").unlink(missing_ok=True)
             continue
         exs, drops = make_examples(sentences[i], rec_splits, recordings[i], i, subjects.index(recordings[i].subject),
                                    recs[i]["n_samples"], len(recs[i]["ch_names"]), cfg.sfreq, cfg)
         examples.extend(exs)
-        skipped.extend(drops)
+        for d in drops:
+            _skip(skipped, d.path, d.reason)
     if not examples:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3]) or "no recordings"
         raise DataError(f"no usable sentence examples ({reasons})", root)
