@@ -120,3 +120,43 @@ def _perturb_lora(model):
         for n, p in model.decoder.named_parameters():
             if "lora_B" in n and p.abs().sum() == 0:
                 p.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
+
+
+def test_joint_with_zero_ctc_weight_equals_hf_beam_search(model):
+    _perturb_lora(model)
+    batch = make_batch(lengths=(150, 60), seed=3)
+    for beams, hf in ((1, "greedy"), (2, "beam")):
+        joint = model.generate(batch, DecodingConfig(strategy="joint", num_beams=beams, ctc_weight=0.0))
+        assert joint == model.generate(batch, DecodingConfig(strategy=hf, num_beams=beams))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["rvq.enabled=false", "projector.type=linear", "encoder.subject_layer=false"],
+    ["rvq.ema=false", "rvq.init=kmeans", "decoder.gradient_checkpointing=true", "decoder.word_dropout=0.3"],
+])
+def test_config_branches_train_and_generate(tiny_lm_dir, overrides):
+    torch.manual_seed(0)
+    m = build_model(tiny_config(tiny_lm_dir, overrides))
+    m.train()
+    m.set_trainable(["subject", "encoder", "rvq", "projector", "lora", "ctc_head", "word_head"])
+    out = m(make_batch(), ALL_LOSSES)
+    out["loss"].backward()
+    assert all(p.grad is not None for p in m.projector.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameter_groups()["lora"])
+    m.eval()
+    texts = m.generate(make_batch(), DecodingConfig(strategy="greedy"))
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_quantized_loading_without_bitsandbytes_is_a_clear_error(tiny_lm_dir):
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        pytest.skip("bitsandbytes is installed here")
+    with pytest.raises(ModelError, match="bitsandbytes"):
+        build_model(tiny_config(tiny_lm_dir, ["decoder.load_in_8bit=true"]))
+
+
+def test_missing_decoder_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="decoder model directory not found"):
+        build_model(tiny_config(tmp_path / "missing"))
