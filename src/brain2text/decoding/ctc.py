@@ -42,7 +42,9 @@ def _checked(log_probs: Tensor, blank: int, length: int | None) -> Tensor:
         log_probs = log_probs[:length]
     if not log_probs.is_floating_point():
         raise ValueError(f"CTC log_probs must be floating point, got {log_probs.dtype}")
-    return log_probs.detach()
+    if log_probs.dtype not in (torch.float32, torch.float64):
+        log_probs = log_probs.float()  # half precision would lose the small probabilities CTC sums
+    return log_probs.detach().cpu()  # frame loops run on the CPU
 
 
 def ctc_greedy(log_probs: Tensor, blank: int, length: int | None = None) -> list[int]:
