@@ -6,6 +6,7 @@ shifted to start near 1 s, in the original dict-literal ``events.tsv`` layout.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -60,3 +61,15 @@ def make_bids(root: Path, shared_data: Path, subjects=("01", "02"), sessions=("0
                 events.to_csv(meg / f"{base}_events.tsv", sep="\t", index=False)
                 seed += 1
     return root
+
+
+def flatten_events(src: Path, dst: Path) -> None:
+    """Rewrite an original-layout events.tsv in the flattened layout (dict keys as columns)."""
+    table = pd.read_csv(src, sep="\t")
+    flat = pd.DataFrame([ast.literal_eval(t) for t in table["trial_type"]])
+    out = table[["onset", "duration"]].copy()
+    out["trial_type"] = flat["kind"]
+    out["value"], out["sample"] = table["value"], table["sample"]
+    out = pd.concat([out, flat.drop(columns=["kind"])], axis=1)
+    out.insert(3, "kind", flat["kind"])
+    out.to_csv(dst, sep="\t", index=False, na_rep="n/a")

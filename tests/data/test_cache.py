@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bids_helpers import flatten_events
 
 import brain2text.data.cache as cache_mod
 from brain2text.data.cache import MANIFEST, build_cache, load_cache
@@ -175,3 +176,14 @@ def test_concurrent_build_keeps_the_first_finished_cache(tiny_cfg, monkeypatch):
     again = build_cache(tiny_cfg, progress=False)
     assert again.hit and marker.read_text() == "first"
     assert [p.name for p in Path(tiny_cfg.cache_dir).iterdir()] == [first.path.name]
+
+
+def test_flattened_events_give_identical_examples(tiny_cfg, tmp_path):
+    original = build_cache(tiny_cfg, progress=False)
+    for events in Path(tiny_cfg.bids_root).rglob("*_events.tsv"):
+        flatten_events(events, events)
+        assert "{" not in events.read_text()
+    flat = build_cache(tiny_cfg, progress=False)
+    assert not flat.hit and flat.path != original.path
+    assert flat.examples == original.examples
+    np.testing.assert_array_equal(flat.get_meg(5), original.get_meg(5))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from bids_helpers import flatten_events
 
 from brain2text.data.events import EVENT_TABLE_COLUMNS, extract_sentences, read_events
 from brain2text.errors import DataError
@@ -46,20 +47,9 @@ def test_real_sentences_match_independent_groupby(real_events_path, with_lists):
         assert {s.condition for s in sentences} == {"sentence", "word_list"}
 
 
-def _flatten(src: Path, dst: Path) -> None:
-    table = pd.read_csv(src, sep="\t")
-    flat = pd.DataFrame([ast.literal_eval(t) for t in table["trial_type"]])
-    out = table[["onset", "duration"]].copy()
-    out["trial_type"] = flat["kind"]
-    out["value"], out["sample"] = table["value"], table["sample"]
-    out = pd.concat([out, flat.drop(columns=["kind"])], axis=1)
-    out.insert(3, "kind", flat["kind"])
-    out.to_csv(dst, sep="\t", index=False, na_rep="n/a")
-
-
 def test_flattened_layout_gives_identical_sentences(real_events_path, tmp_path):
     flat_path = tmp_path / "flat_events.tsv"
-    _flatten(real_events_path, flat_path)
+    flatten_events(real_events_path, flat_path)
     assert "{" not in flat_path.read_text()
     a = read_events(real_events_path)
     b = read_events(flat_path)
