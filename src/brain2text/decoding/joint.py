@@ -132,11 +132,9 @@ def _beam_search(
     """
     if beam < 1 or max_len < 1:
         raise ValueError(f"beam and max_len must be >= 1, got {beam} and {max_len}")
-    n_keep = 2 * beam  # HF keeps (1 + number of eos ids) * num_beams candidates
     lm_w = 1.0 - ctc_weight if lm_weight is None else lm_weight
     running: list[list[int]] = [[]]
-    run_score = torch.zeros(1)
-    run_lm = torch.zeros(1)
+    run_score, run_lm = torch.zeros(1), torch.zeros(1)
     ctc_state = scorer.initial_state() if scorer is not None else None
     finished: list[tuple[float, list[int]]] = []
     for step in range(max_len):
@@ -150,22 +148,16 @@ def _beam_search(
         else:
             cand_ctc = _ctc_columns(scorer, ctc_state, lm.shape[1], lm, eos_id, pre_beam)
             cand_score = ctc_weight * cand_ctc + (lm_w * cand_lm if lm_w else 0.0)
-        top_score, top_flat = _top_candidates(cand_score, n_keep)
-        n_col = cand_score.shape[1]
-        parents = (top_flat // n_col).tolist()
-        tokens = (top_flat % n_col).tolist()
+        top_score, top_flat = _top_candidates(cand_score, 2 * beam)  # HF: (1 + n_eos) * num_beams
+        parents = (top_flat // lm.shape[1]).tolist()
+        tokens = (top_flat % lm.shape[1]).tolist()
         hits = [tok == eos_id or step + 1 == max_len for tok in tokens]
-        for j in range(min(beam, len(tokens))):
-            if hits[j] and top_score[j] > NEG_INF:
-                hyp = running[parents[j]] + ([] if tokens[j] == eos_id else [tokens[j]])
-                finished.append((float(top_score[j]) / (step + 1) ** length_penalty, hyp))
-        finished = sorted(finished, key=lambda f: -f[0])[:beam]
+        finished = _add_finished(finished, running, parents, tokens, hits, top_score, beam, eos_id, step + 1, length_penalty)
         keep = [j for j in range(len(tokens)) if not hits[j] and top_score[j] > NEG_INF][:beam]
         if not keep:
             break
         running = [running[parents[j]] + [tokens[j]] for j in keep]
-        run_score = top_score[keep]
-        run_lm = cand_lm.flatten()[top_flat[keep]]
+        run_score, run_lm = top_score[keep], cand_lm.flatten()[top_flat[keep]]
         if ctc_state is not None:  # the time recursion runs only for the hypotheses kept
             kept = torch.tensor([tokens[j] for j in keep])[:, None]
             _, ctc_state = scorer.score(ctc_state.take([parents[j] for j in keep]), kept)
@@ -176,6 +168,17 @@ def _beam_search(
     if not finished:  # every candidate was -inf (e.g. CTC too short for any hypothesis)
         finished = [(NEG_INF, running[0])]
     return [(hyp, score) for score, hyp in finished]
+
+
+def _add_finished(finished, running, parents, tokens, hits, top_score, beam, eos_id, n_generated, length_penalty):
+    """HF's finished set: hitting candidates among the first ``beam`` of the ``2 * beam``, scored
+    ``score / n_generated ** length_penalty``, merged with the earlier ones; the ``beam`` best stay
+    (earlier ones win ties). The ``eos`` itself is not kept in the tokens."""
+    for j in range(min(beam, len(tokens))):
+        if hits[j] and top_score[j] > NEG_INF:
+            hyp = running[parents[j]] + ([] if tokens[j] == eos_id else [tokens[j]])
+            finished.append((float(top_score[j]) / n_generated**length_penalty, hyp))
+    return sorted(finished, key=lambda f: -f[0])[:beam]
 
 
 def _ctc_columns(scorer: CTCPrefixScorer, state, vocab: int, lm: Tensor, eos_id: int, pre_beam: int | None) -> Tensor:
