@@ -24,9 +24,24 @@ FORBIDDEN = [
 
 
 def _code_lines(path: Path):
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        stripped = line.split("#", 1)[0]
-        yield i, stripped
+    """Source lines with comments removed and string literals (docstrings, messages) blanked."""
+    import io
+    import tokenize
+
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    blanked = [list(line) for line in lines]
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type in (tokenize.STRING, tokenize.COMMENT) or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+            (r0, c0), (r1, c1) = tok.start, tok.end
+            for r in range(r0, r1 + 1):
+                row = blanked[r - 1]
+                start = c0 if r == r0 else 0
+                end = c1 if r == r1 else len(row)
+                for c in range(start, end):
+                    row[c] = " "
+    for i, row in enumerate(blanked, 1):
+        yield i, "".join(row)
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
@@ -46,6 +61,10 @@ def test_checker_catches_examples(tmp_path):
            "AutoModel.from_pretrained(p, trust_remote_code=True)", "yaml.load(s)"]
     for src in bad:
         assert any(p.search(src) for p, _ in FORBIDDEN), src
+    f = tmp_path / "m.py"
+    f.write_text('"""Refuses pickle files."""\nmsg = "no eval( here"  # pickle in a comment\nimport pickle\n')
+    flagged = [i for i, line in _code_lines(f) if any(p.search(line) for p, _ in FORBIDDEN)]
+    assert flagged == [3]
     good = ["ast.literal_eval(s)", "torch.load(f, weights_only=True)", "yaml.safe_load(s)", "model.eval()"]
     for src in good:
         line = src.replace("literal_eval(", "")
