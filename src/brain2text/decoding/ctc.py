@@ -154,8 +154,9 @@ class CTCPrefixScorer:
     ``score(state, candidates)`` returns ``log psi(g + c) = log P(the output starts with g + c | x)`` for
     every candidate ``c`` of every prefix ``g``; for ``c == eos_id`` it returns ``log P(g | x)``, the
     probability that the output is exactly ``g``. The blank, and ids outside the CTC classes (an LLM
-    vocabulary padded beyond the tokenizer), score ``-inf``. Cost per call: ``T`` steps over
-    ``(M, K)`` tensors, so restrict ``K`` to the LM's top candidates (ESPnet's pre-beam).
+    vocabulary padded beyond the tokenizer), score ``-inf``. :meth:`prefix_scores` gives the same
+    scores for every class in one matrix product; :meth:`score` runs the ``T``-step recursion that the
+    next states need, so call it only for the hypotheses kept (or ESPnet's pre-beam candidates).
     """
 
     def __init__(self, log_probs: Tensor, blank: int, eos_id: int | None = None, length: int | None = None):
@@ -199,8 +200,7 @@ class CTCPrefixScorer:
             starts = torch.cat([r_new[:1, 0], log_phi[start - 1 : n_frames - 1] + xs[start:]], dim=0)
             log_psi = torch.logsumexp(starts, dim=0)  # (M, K)
         if self.eos_id is not None:
-            full = r_sum[-1] if n_frames else x.new_zeros(n_hyp)
-            log_psi = torch.where(cand == self.eos_id, full[:, None].expand(n_hyp, n_cand), log_psi)
+            log_psi = torch.where(cand == self.eos_id, self.end_scores(state)[:, None].expand(n_hyp, n_cand), log_psi)
         new_state = CTCPrefixState(
             r_new.reshape(n_frames, 2, n_hyp * n_cand),
             log_psi.flatten(),
@@ -240,17 +240,19 @@ class CTCPrefixScorer:
             out = out.to(x.dtype)
         out[:, self.blank] = NEG_INF
         if self.eos_id is not None and 0 <= self.eos_id < n_classes:
-            r_last = state.r[-1] if n_frames else None
-            out[:, self.eos_id] = torch.logaddexp(r_last[0], r_last[1]) if n_frames else 0.0
+            out[:, self.eos_id] = self.end_scores(state)
         return out
+
+    def end_scores(self, state: CTCPrefixState) -> Tensor:
+        """``log P(g | x)`` ``(M,)``: the output is exactly the prefix (its end-of-sentence score)."""
+        if self.x.shape[0] == 0:
+            return torch.where(state.n_labels == 0, 0.0, NEG_INF).to(self.x)
+        return torch.logaddexp(state.r[-1, 0], state.r[-1, 1])
 
     def sequence_log_prob(self, ids: list[int]) -> float:
         """``log P(ids | x)`` by scoring the labels one at a time (a check on the scorer; slow)."""
         state = self.initial_state()
         for c in ids:
             _, state = self.score(state, torch.tensor([[c]]))
-        r = state.r[-1, :, 0] if self.x.shape[0] else None
-        if r is None:
-            return 0.0 if not ids else NEG_INF
-        return float(torch.logaddexp(r[0], r[1]))
+        return float(self.end_scores(state)[0])
 

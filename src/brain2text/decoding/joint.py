@@ -188,6 +188,8 @@ def _ctc_columns(scorer: CTCPrefixScorer, state, vocab: int, lm: Tensor, eos_id:
     out = ctc.new_full((ctc.shape[0], vocab), NEG_INF)
     shared = min(vocab, ctc.shape[1])
     out[:, :shared] = ctc[:, :shared]
+    if eos_id < vocab:  # also when eos lies beyond the CTC classes
+        out[:, eos_id] = scorer.end_scores(state).float()
     if pre_beam is not None and pre_beam < vocab:
         allowed = torch.zeros_like(out, dtype=torch.bool)
         allowed.scatter_(1, lm.topk(pre_beam, dim=1).indices, True)
