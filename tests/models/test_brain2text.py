@@ -125,9 +125,8 @@ def _perturb_lora(model):
 def test_joint_with_zero_ctc_weight_equals_hf_beam_search(model):
     _perturb_lora(model)
     batch = make_batch(lengths=(150, 60), seed=3)
-    for beams, hf in ((1, "greedy"), (2, "beam")):
-        joint = model.generate(batch, DecodingConfig(strategy="joint", num_beams=beams, ctc_weight=0.0))
-        assert joint == model.generate(batch, DecodingConfig(strategy=hf, num_beams=beams))
+    joint = model.generate(batch, DecodingConfig(strategy="joint", num_beams=2, ctc_weight=0.0))
+    assert joint == model.generate(batch, DecodingConfig(strategy="beam", num_beams=2))
 
 
 @pytest.mark.parametrize("overrides", [
@@ -137,6 +136,9 @@ def test_joint_with_zero_ctc_weight_equals_hf_beam_search(model):
 def test_config_branches_train_and_generate(tiny_lm_dir, overrides):
     torch.manual_seed(0)
     m = build_model(tiny_config(tiny_lm_dir, overrides))
+    base = m.decoder.get_base_model()
+    assert bool(getattr(base, "is_activation_checkpointing", base.is_gradient_checkpointing)) == (
+        "decoder.gradient_checkpointing=true" in overrides)
     m.train()
     m.set_trainable(["subject", "encoder", "rvq", "projector", "lora", "ctc_head", "word_head"])
     out = m(make_batch(), ALL_LOSSES)

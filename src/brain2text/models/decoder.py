@@ -71,9 +71,9 @@ def load_base_lm(cfg: DecoderConfig, path: str | None = None):
 
 
 def resize_for_tokenizer(model, n_tokens: int) -> None:
-    """Resize embeddings to ``n_tokens``; new rows = mean of the old rows (input and output)."""
+    """Grow embeddings to ``n_tokens``; new rows = mean of the old rows (input and output)."""
     old = model.get_input_embeddings().weight.shape[0]
-    if n_tokens == old:
+    if n_tokens <= old:  # never shrink: some checkpoints pad their vocabulary beyond the tokenizer
         return
     model.resize_token_embeddings(n_tokens, mean_resizing=False)
     if n_tokens > old:
@@ -94,7 +94,10 @@ def apply_lora(model, cfg: DecoderConfig, adapter_dir: str | os.PathLike | None 
     from peft import PeftModel, get_peft_model
 
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
     try:
