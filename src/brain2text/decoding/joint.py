@@ -24,7 +24,9 @@ The best finished hypothesis is returned without ``bos_ids`` and without its ``e
 
 With ``w = 0`` no CTC score is computed and joint decoding *is* :func:`lm_beam_search` (same loop,
 same numbers). With ``w = 1`` the LM has no say and the result is :func:`ctc_prefix_beam_search`'s best
-hypothesis (time-synchronous, which prunes better than a label-synchronous search driven by CTC alone).
+hypothesis (the CTC decoder's own time-synchronous search; this loop driven by CTC alone reaches the same
+hypothesis on confident CTC outputs, but not always on flat ones, so weight 1 calls it directly). Logits
+processors (repetition penalty, ...) are not applied: compare with HF beam search without them.
 In between, every token of the vocabulary is scored exactly: :meth:`CTCPrefixScorer.prefix_scores`
 gives the CTC prefix score of all tokens in one product, so the MEG evidence can bring in words the LM
 ranks low (the LM-collapse risk of DESIGN.md §8), and the CTC time recursion runs only for the ``beam``
