@@ -23,7 +23,6 @@ is a list of such objects, in input order.
 from __future__ import annotations
 
 import glob
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,8 @@ from tqdm import tqdm
 
 from ..config import DataConfig, DecodingConfig
 from ..data.batch import MEGBatch
-from ..data.bids import _events_path
+from ..data.bids import events_path_for
+from ..data.cache import scaler_key
 from ..data.events import extract_sentences, read_events
 from ..data.examples import sentence_window, sliding_windows
 from ..data.preprocessing import apply_robust_scaler, fit_robust_scaler, preprocess_raw
@@ -109,8 +109,7 @@ def match_channels(path: Path, ch_names: list[str], view: ModelView) -> list[int
 
 
 def _scale(path: Path, x: np.ndarray, ch_names: list[str], subject: str | None, view: ModelView) -> tuple[np.ndarray, str]:
-    key = f"{subject}|" + hashlib.sha1("\n".join(ch_names).encode()).hexdigest()[:8]
-    stored = view.scalers.get(key)
+    stored = view.scalers.get(scaler_key(subject, ch_names)) if subject is not None else None
     if stored is not None:
         median, iqr = np.asarray(stored["median"], np.float32), np.asarray(stored["iqr"], np.float32)
         source = f"model (subject {subject})"
@@ -121,7 +120,7 @@ def _scale(path: Path, x: np.ndarray, ch_names: list[str], subject: str | None, 
 
 
 def _windows(path: Path, n_samples: int, data: DataConfig, opts: InferenceOptions) -> tuple[list, list, dict]:
-    events_path = _events_path(path) if opts.use_events and path.is_file() else None
+    events_path = events_path_for(path) if opts.use_events and path.is_file() else None
     if events_path is not None:
         sentences = extract_sentences(read_events(events_path), data.include_word_lists)
         windows, refs, outside = [], [], 0

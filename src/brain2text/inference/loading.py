@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from ..errors import ModelError
@@ -15,7 +16,12 @@ def load_model(model_path: str | os.PathLike, device: str = "cpu"):
         raise ModelError("model directory not found", path)
     from ..models.brain2text import Brain2Text
 
-    model = Brain2Text.from_pretrained(str(path))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a user sees our progress bars and one-line errors, not HF's loading bars
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # library deprecation notices are not the user's business
+        model = Brain2Text.from_pretrained(str(path))
     try:
         model.to(device)
     except (RuntimeError, AssertionError) as exc:
