@@ -272,6 +272,9 @@ class TrainConfig:
     keep_last: int = _help("Periodic checkpoints kept.", 3)
     best_metric: str = _help("Validation metric that picks best_model (lower is better for *loss and wer).", "val_loss")
     n_val_generations: int = _help("Free-running generations printed at each validation.", 4)
+    val_batches: int = _help("Validation batches per evaluation (0 = the whole validation split).", 0)
+    log_every: int = _help("Log training losses (TensorBoard, metrics.jsonl) every N optimizer steps.", 10)
+    deterministic: bool = _help("torch.use_deterministic_algorithms: bit-identical resumes (on CPU), a little slower on GPU.", True)
     multi_phase: list[PhaseConfig] = _help("Phases of --mode multi_phase.", factory=_default_multi_phase)
     full: list[PhaseConfig] = _help("Phases of --mode full.", factory=_default_full)
     distill: list[PhaseConfig] = _help("Phases of --mode distill.", factory=_default_distill)
@@ -284,6 +287,10 @@ class TrainConfig:
             raise ConfigError(f"train.mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.eval_every <= 0 or self.save_every <= 0 or self.keep_last <= 0:
             raise ConfigError("train.eval_every, train.save_every and train.keep_last must be > 0")
+        if self.log_every <= 0 or self.val_batches < 0 or self.n_val_generations < 0:
+            raise ConfigError("train.log_every must be > 0; train.val_batches and train.n_val_generations must be >= 0")
+        if self.kd_temperature <= 0:
+            raise ConfigError(f"train.kd_temperature must be > 0, got {self.kd_temperature}")
 
 
 # ---------------------------------------------------------------------------------- evaluation

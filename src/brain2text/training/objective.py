@@ -1,0 +1,66 @@
+"""The training objective as one module, so that DDP (via Accelerate) wraps a single ``forward``.
+
+``TrainingObjective(batch, losses)`` returns the model's named losses plus, in distillation, ``kd``
+and ``feature``, and ``loss`` (the weighted sum). The teacher is held outside the module tree: it is
+neither trained, nor saved, nor synchronised by DDP.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data.batch import MEGBatch
+from .distillation import FeatureMatcher, kd_loss, text_token_logits
+from .phases import DISTILL_LOSSES
+
+
+class TrainingObjective(nn.Module):
+    def __init__(self, model: nn.Module, teacher: nn.Module | None = None, matcher: FeatureMatcher | None = None,
+                 kd_temperature: float = 2.0):
+        super().__init__()
+        self.model = model
+        self.matcher = matcher
+        self._teacher = (teacher,)  # a tuple hides it from .parameters(), .state_dict() and DDP
+        self.kd_temperature = kd_temperature
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        return self._teacher[0]
+
+    def forward(self, batch: MEGBatch, losses: dict[str, float]) -> dict[str, torch.Tensor]:
+        """Named scalar losses and ``loss``, their weighted sum (only weights > 0 are computed)."""
+        model_weights = {k: w for k, w in losses.items() if k not in DISTILL_LOSSES and w > 0}
+        out: dict[str, torch.Tensor] = {}
+        total = None
+        if model_weights:
+            out = dict(self.model(batch, model_weights))
+            total = out["loss"]
+        kd_w, feat_w = losses.get("kd", 0.0), losses.get("feature", 0.0)
+        if kd_w > 0 or feat_w > 0:
+            extra = self._distill(batch, kd_w > 0, feat_w > 0)
+            out.update(extra)
+            for name, w in (("kd", kd_w), ("feature", feat_w)):
+                if name in extra:
+                    total = extra[name] * w if total is None else total + extra[name] * w
+        out["loss"] = total
+        return out
+
+    def _distill(self, batch: MEGBatch, want_kd: bool, want_feature: bool) -> dict[str, torch.Tensor]:
+        teacher = self.teacher
+        if teacher is None:
+            raise RuntimeError("distillation losses need a teacher")
+        out = {}
+        if want_kd:
+            with torch.no_grad():
+                t_logits, t_labels = teacher.lm_logits(batch)
+            s_logits, s_labels = self.model.lm_logits(batch)
+            vocab = min(s_logits.shape[-1], t_logits.shape[-1])  # embeddings may be padded
+            out["kd"] = kd_loss(text_token_logits(s_logits, s_labels)[:, :vocab],
+                                text_token_logits(t_logits, t_labels)[:, :vocab], self.kd_temperature)
+        if want_feature:
+            with torch.no_grad():
+                t_enc = teacher.encode(batch)
+            s_enc = self.model.encode(batch)
+            out["feature"] = self.matcher(s_enc.tokens, t_enc.tokens, t_enc.mask)
+        return out

@@ -1,0 +1,87 @@
+"""Faults during training: SIGKILL at seeded points across the phases (and in the middle of writing a
+checkpoint), SIGTERM; every resumed run ends bit-identical to an uninterrupted one (CPU)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from brain2text.training.checkpoint import list_checkpoints, load_checkpoint
+
+SCRIPT = Path(__file__).with_name("training_standins.py")
+TOTAL_STEPS = 12  # multi_phase of the stand-in config: 4 + 3 + 5
+
+
+def _run(out: Path, mode: str = "multi_phase", env: dict | None = None, args: list[str] | None = None):
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, str(SCRIPT), str(out), mode, *(args or [])], env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _final_bytes(out: Path) -> bytes:
+    return (out / "final_model" / "brain2text.safetensors").read_bytes()
+
+
+@pytest.mark.slow
+def test_sigkill_at_five_seeded_points_then_resume_is_bit_identical(tmp_path):
+    reference = tmp_path / "reference"
+    assert _run(reference).returncode == 0
+    kills = sorted(random.Random(2026).sample(range(1, TOTAL_STEPS), 5))  # points across all three phases
+    out = tmp_path / "killed"
+    for step in kills:
+        res = _run(out, env={"BRAIN2TEXT_TEST_KILL_AT_STEP": str(step)})
+        assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+        for _, path in list_checkpoints(out / "checkpoints"):
+            load_checkpoint(path)  # every step-* directory that exists loads cleanly
+    # die half-way through writing the last checkpoint: the half-written one must be ignored
+    res = _run(out, env={"BRAIN2TEXT_TEST_KILL_IN_CHECKPOINT": str(TOTAL_STEPS)})
+    assert res.returncode == -signal.SIGKILL
+    assert list((out / "checkpoints").glob(".step-*.tmp"))
+    res = _run(out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "half-written" in res.stderr and "resuming from" in res.stderr
+    assert _final_bytes(out) == _final_bytes(reference)
+    last = f"checkpoints/step-{TOTAL_STEPS:07d}/model.safetensors"
+    assert (out / last).read_bytes() == (reference / last).read_bytes()
+    ref_hist = [line.split('"lr"')[0] for line in (reference / "metrics.jsonl").read_text().splitlines()]
+    our_hist = [line.split('"lr"')[0] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert our_hist == ref_hist  # each step logged once, with the same losses
+
+
+@pytest.mark.slow
+def test_kill_mid_phase_resumes_identically(tmp_path):
+    reference, out = tmp_path / "reference", tmp_path / "killed"
+    assert _run(reference, "full", args=["train.save_every=1"]).returncode == 0
+    res = _run(out, "full", env={"BRAIN2TEXT_TEST_KILL_AT_STEP": "2"}, args=["train.save_every=1"])
+    assert res.returncode == -signal.SIGKILL
+    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [1]  # step 2 died before its checkpoint
+    res = _run(out, "full", args=["train.save_every=1"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _final_bytes(out) == _final_bytes(reference)
+
+
+def test_sigterm_writes_a_clean_checkpoint_and_exits_nonzero(tmp_path):
+    out = tmp_path / "run"
+    args = ["train.full=[{name: full, steps: 100000, trainable: [encoder], losses: {mae: 1.0}, lr: 1.0e-3}]",
+            "train.save_every=100000", "train.eval_every=100000"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(out), "full", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "metrics.jsonl").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "stopped by SIGTERM" in err
+    found = list_checkpoints(out / "checkpoints")
+    assert len(found) == 1
+    ckpt = load_checkpoint(found[0][1])
+    assert 0 < ckpt.step < 100000 and ckpt.state["optimizer"] is not None
