@@ -65,6 +65,10 @@ def test_errors_name_expected_and_got(enc_cfg):
         enc(torch.randn(20, 50), mask, torch.zeros(2, dtype=torch.long))
     with pytest.raises(ModelError, match="subject_index must be in"):
         enc(torch.randn(2, 20, 50), mask, torch.tensor([0, 9]))
+    with pytest.raises(ModelError, match="at least 1 real sample"):
+        enc(torch.randn(2, 20, 50), torch.zeros(2, 50, dtype=torch.bool), torch.zeros(2, dtype=torch.long))
+    # a window shorter than the stem kernel still gives one token
+    assert enc(torch.randn(1, 20, 2), torch.ones(1, 2, dtype=torch.bool), torch.zeros(1, dtype=torch.long)).tokens.shape[1] == 1
     with pytest.raises(ModelError, match="sensor_positions"):
         MEGEncoder(enc_cfg)(torch.randn(2, 20, 50), mask, torch.zeros(2, dtype=torch.long))
 

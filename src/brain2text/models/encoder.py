@@ -115,6 +115,8 @@ class MEGEncoder(nn.Module):
             raise ModelError(f"Expected {self.cfg.n_chans} channels, got {meg.shape[1]}")
         if tuple(meg_mask.shape) != (meg.shape[0], meg.shape[2]):
             raise ModelError(f"meg_mask: expected shape {(meg.shape[0], meg.shape[2])}, got {tuple(meg_mask.shape)}")
+        if meg.shape[0] and not bool(meg_mask.any(1).all()):
+            raise ModelError("meg_mask: expected at least 1 real sample in every example, got an empty one")
 
     def project_input(self, meg, subject_index, positions=None, channel_mask=None):
         """Spatial attention and subject layer: (B, C, T) -> (B, n_in, T)."""

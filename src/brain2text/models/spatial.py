@@ -70,6 +70,8 @@ class SpatialAttention(nn.Module):
     def forward(self, meg, positions, channel_mask=None):
         """meg (B, C, T), positions (B, C, 2), channel_mask (B, C) bool -> (B, n_spatial, T)."""
         positions = _check_positions(meg, positions)
+        if channel_mask is not None and not bool(channel_mask.any(1).all()):
+            raise ModelError("channel_mask: expected at least 1 real channel in every example, got none")
         w = self.weights(positions, channel_mask).to(meg.dtype)  # (B, C, S)
         meg = meg if channel_mask is None else meg * channel_mask[..., None].to(meg.dtype)
         return torch.einsum("bct,bcs->bst", meg, w)
