@@ -136,3 +136,10 @@ def test_malformed_inputs_give_one_line_errors(tmp_path, name, content, problem)
     with pytest.raises(DataError, match=problem) as err:
         infer_files(ShapeModel(), _view(), [str(path)], OPTS)
     assert "\n" not in str(err.value) and name.split("*")[0] in str(err.value)
+
+
+def test_kit_marker_file_is_not_a_recording(shared_data):
+    path = shared_data / "meg" / "kit" / "test_mrk.sqd"
+    with pytest.raises(DataError, match="cannot read as a recording") as err:
+        infer_files(ShapeModel(), _view(), [str(path)], OPTS)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
