@@ -185,16 +185,25 @@ def evaluate_examples(model, example_set, split: str, cfg: Config, progress: boo
         "sentences": [],
     }
     wer = {name: s.per_sentence_wer() for name, s in scored["stats"].items()}
+    result["sentences"] = _sentence_rows(examples, references, runs, wer["meg"], donors)
+    result["examples"] = [{k: v for k, v in row.items() if k not in ("wer", "rank", "story")}
+                          for row in result["sentences"][:N_EXAMPLES]]
+    return result, {name: values.tolist() for name, values in wer.items()}
+
+
+def _sentence_rows(examples: list[dict], references: list[str], runs: dict[str, SystemRun], wer: np.ndarray,
+                   donors: Sequence[int] | None) -> list[dict]:
+    """One row per evaluated sentence: reference, MEG prediction, each control's prediction."""
+    rows = []
     for p, ex in enumerate(examples):
         row = {"id": ex["id"], "subject": ex["subject"], "story": ex.get("story"), "reference": references[p],
-               "prediction": runs["meg"].predictions[p], "wer": float(wer["meg"][p])}
-        for c in cfg.eval.controls:
-            row[c] = runs[c].predictions[p]
+               "prediction": runs["meg"].predictions[p], "wer": float(wer[p])}
+        for name, run in runs.items():
+            if name != "meg":
+                row[name] = run.predictions[p]
         if donors is not None:
             row["shuffled_donor"] = examples[donors[p]]["id"]
         if runs["meg"].ranks is not None:
             row["rank"] = int(runs["meg"].ranks[p])
-        result["sentences"].append(row)
-    result["examples"] = [{k: v for k, v in row.items() if k not in ("wer", "rank", "story")}
-                          for row in result["sentences"][:N_EXAMPLES]]
-    return result, {name: values.tolist() for name, values in wer.items()}
+        rows.append(row)
+    return rows
