@@ -75,8 +75,12 @@ def format_score_table(result: dict) -> str:
     columns = {"predictions": result["metrics"]}
     if "against_metrics" in result:
         columns["against"] = result["against_metrics"]
-    return comparison_table(columns, result.get("differences", {}), system=str(result["predictions"]), suffix="",
-                            names={"against": str(result.get("against"))})
+    def label(key: str) -> str:
+        field = result.get(f"{key}_field")
+        return f"{result.get(key)}" + (f"[{field}]" if field else "")
+
+    return comparison_table(columns, result.get("differences", {}), system=label("predictions"), suffix="",
+                            names={"against": label("against")})
 
 
 def evaluation_markdown(result: dict) -> str:

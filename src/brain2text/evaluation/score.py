@@ -120,7 +120,8 @@ def score_files(references: str, predictions: str, against: str | None = None, c
     model, layers = bertscore_settings(cfg)
     stats = sentence_stats(refs, preds, model, layers)
     result = {
-        "references": str(references), "predictions": str(predictions), "n_sentences": len(refs),
+        "references": str(references), "predictions": str(predictions), "predictions_field": predictions_field,
+        "n_sentences": len(refs),
         "metrics": stats.corpus(),
         **metrics_info(model, layers),
         "n_bootstrap": cfg.n_bootstrap, "bootstrap_seed": cfg.bootstrap_seed,
@@ -128,6 +129,7 @@ def score_files(references: str, predictions: str, against: str | None = None, c
     if other is not None:
         stats_b = sentence_stats(refs, other, model, layers)
         result["against"] = str(against)
+        result["against_field"] = against_field
         result["against_metrics"] = stats_b.corpus()
         result["differences"] = {"against": paired_bootstrap(stats, stats_b, cfg.n_bootstrap, cfg.bootstrap_seed)}
     return result
