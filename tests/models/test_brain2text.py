@@ -84,6 +84,9 @@ def test_batched_generation_ignores_padding(model, strategy):
     batch = make_batch(lengths=(150, 60, 90), seed=3)
     dec = DecodingConfig(strategy=strategy, num_beams=2, ctc_weight=0.3)
     together = model.generate(batch, dec)
+    blind = batch.select([0, 1, 2])
+    blind.texts, blind.words, blind.word_onsets = ["x"] * 3, [], []  # generation never reads the targets
+    assert model.generate(blind, dec) == together
     alone = [model.generate(_alone(batch, i), dec)[0] for i in range(3)]
     assert together == alone
     assert len(together) == 3 and any(together)
@@ -162,3 +165,14 @@ def test_quantized_loading_without_bitsandbytes_is_a_clear_error(tiny_lm_dir):
 def test_missing_decoder_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="decoder model directory not found"):
         build_model(tiny_config(tmp_path / "missing"))
+
+
+def test_decoder_weights_only_as_pickle_are_refused(tiny_lm_dir, tmp_path):
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_lm_dir, base)
+    (base / "model.safetensors").unlink()
+    (base / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")  # never unpickled
+    with pytest.raises(ModelError, match="cannot load the decoder"):
+        build_model(tiny_config(base))

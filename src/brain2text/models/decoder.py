@@ -57,7 +57,7 @@ def load_base_lm(cfg: DecoderConfig, path: str | None = None):
 
     path = path or cfg.model_name_or_path
     check_decoder_path(path)
-    kwargs = dict(dtype=DTYPES[cfg.dtype], local_files_only=offline())
+    kwargs = dict(dtype=DTYPES[cfg.dtype], local_files_only=offline(), use_safetensors=True)  # never unpickle
     quant = _quantization(cfg)
     if quant is not None:
         kwargs["quantization_config"] = quant
