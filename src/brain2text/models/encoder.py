@@ -66,6 +66,28 @@ class TokenMerge(nn.Module):
         return self.proj(x), torch.div(lengths + self.factor - 1, self.factor, rounding_mode="floor")
 
 
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer layer on ``F.scaled_dot_product_attention`` (fused kernels, boolean key mask)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ffn: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.ffn = nn.Sequential(nn.Linear(d_model, d_ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ffn, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D), mask (B, T) bool (True = real) -> (B, T, D)."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        # No dropout on attention weights: it would force the unfused (T x T materialising) path.
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # (B, H, T, D/H)
+        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
 class MEGEncoder(nn.Module):
     """Hierarchical transformer MEG encoder (conv stem as in Défossez et al. 2023, stages as in Swin)."""
 
@@ -91,9 +113,8 @@ class MEGEncoder(nn.Module):
         self.mae_spatial = SpatialDecoder(cfg.n_spatial, cfg.spatial_fourier) if cfg.spatial_attention else None
 
     @staticmethod
-    def _layer(cfg: EncoderConfig) -> nn.TransformerEncoderLayer:
-        return nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.ffn_mult * cfg.d_model, cfg.dropout,
-                                          activation="gelu", batch_first=True, norm_first=True)
+    def _layer(cfg: EncoderConfig) -> TransformerBlock:
+        return TransformerBlock(cfg.d_model, cfg.n_heads, cfg.ffn_mult * cfg.d_model, cfg.dropout)
 
     # ------------------------------------------------------------------------------ helpers
     def output_rate(self, sfreq: float) -> float:
@@ -140,7 +161,7 @@ class MEGEncoder(nn.Module):
                 x, lengths = self.merges[i - 1](x, lengths)
             mask = lengths_to_mask(lengths, x.shape[1])
             for layer in stage:
-                x = layer(x, src_key_padding_mask=~mask)
+                x = layer(x, mask)
             x = x * mask[..., None].to(x.dtype)
         return EncoderTokens(self.norm(x) * mask[..., None].to(x.dtype), mask)
 
