@@ -94,25 +94,26 @@ def test_same_seed_same_bytes(tmp_path, text_dir):
 
 
 def _word_windows(root, noise_rng=None):
-    """Band-passed (0.5-40 Hz), 100 Hz, robust-scaled MEG 0-500 ms after each sentence word, 5 bins of 100 ms."""
+    """MEG preprocessed by the data layer (notch, 0.5-40 Hz, 100 Hz, robust scaling), 0-500 ms after each
+    sentence word, averaged in 5 bins of 100 ms."""
     import mne
 
+    from brain2text.config import DataConfig
+    from brain2text.data.preprocessing import apply_robust_scaler, fit_robust_scaler, preprocess_array
+
+    cfg = DataConfig()
     feats, labels = [], []
     for fif in sorted(root.rglob("*_meg.fif")):
         raw = mne.io.read_raw_fif(fif, preload=True, verbose=False)
-        x, sf = raw.get_data(), raw.info["sfreq"]
+        x = raw.get_data()
         if noise_rng is not None:  # same per-channel mean and sd, no content
             x = noise_rng.standard_normal(x.shape) * x.std(1, keepdims=True) + x.mean(1, keepdims=True)
-        x = mne.filter.notch_filter(x, sf, [50.0], verbose=False)
-        x = mne.filter.filter_data(x, sf, 0.5, 40.0, verbose=False)
-        x = mne.filter.resample(x, up=100.0, down=sf, verbose=False)
-        med = np.median(x, 1, keepdims=True)
-        iqr = np.subtract(*np.percentile(x, [75, 25], 1))[:, None]
-        x = np.clip((x - med) / iqr, -20, 20)
+        x = preprocess_array(x, raw.info["sfreq"], cfg)
+        x = apply_robust_scaler(x, *fit_robust_scaler([x]), clamp=cfg.clamp)
         for line in fif.with_name(fif.name.replace("_meg.fif", "_events.tsv")).read_text().splitlines()[1:]:
             onset, _, trial = line.split("\t")[:3]
             info = ast.literal_eval(trial)
-            s = int(round(float(onset) * 100))
+            s = int(round(float(onset) * cfg.sfreq))
             if info["kind"] == "word" and info["condition"] == "sentence" and s + 50 <= x.shape[1]:
                 feats.append(x[:, s:s + 50].reshape(x.shape[0], 5, 10).mean(2).ravel())
                 labels.append(info["word"].lower())
