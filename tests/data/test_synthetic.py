@@ -174,3 +174,14 @@ def test_inspect_round_trip(small_ds):
     assert summary["n_words"] == n_words
     assert summary["n_chans"] == [208] and summary["sfreq"] == [200.0]
     assert summary["skipped"] == []
+
+
+def test_cli_writes_dataset(tmp_path, text_dir):
+    out = tmp_path / "cli"
+    proc = subprocess.run([sys.executable, "-m", "brain2text", "synth", "--out", str(out), "--subjects", "2",
+                           "--stories", "lw1", "--max-seconds", "15", "--sfreq", "100", "--n-chans", "8",
+                           "--text-dir", str(text_dir), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["recordings"] == 2 and summary["subjects"] == 2
+    assert sorted(p.name for p in out.rglob("*_meg.fif")) == ["sub-01_ses-0_task-0_meg.fif", "sub-02_ses-0_task-0_meg.fif"]
