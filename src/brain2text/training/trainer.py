@@ -83,6 +83,9 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- run
     def fit(self) -> TrainResult:
+        if self.is_main and len(self.data.val) == 0:
+            warnings.warn("the validation split is empty: no validation, and best_model will be the final model "
+                          "(raise data.val_fraction or use more data)", stacklevel=2)
         resumed = self._resume()
         self.logger = MetricsLogger(self.output_dir, self.global_step if resumed else None, enabled=self.is_main)
         previous = self._install_signal_handlers()
