@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .ctc import NEG_INF, CTCPrefixScorer, ctc_prefix_beam_search
+from .ctc import NEG_INF, CTCPrefixScorer, ctc_prefix_beam_search, single_thread
 
 LMStepFn = Callable[[list[list[int]]], Tensor]
 
@@ -140,29 +140,28 @@ def _beam_search(
     ctc_state = scorer.initial_state() if scorer is not None else None
     finished: list[tuple[float, list[int]]] = []
     for step in range(max_len):
-        lm = lm_step_fn([list(bos_ids) + h for h in running])
-        if lm.ndim != 2 or lm.shape[0] != len(running):
-            raise ValueError(f"lm_step_fn must return ({len(running)}, V) log-probs, got {tuple(lm.shape)}")
-        lm = lm.detach().float().cpu()
-        cand_lm = run_lm[:, None] + lm  # (n, V)
-        if scorer is None:
-            cand_score = run_score[:, None] + lm  # exactly HF's accumulation
-        else:
-            cand_ctc = _ctc_columns(scorer, ctc_state, lm.shape[1], lm, eos_id, pre_beam)
-            cand_score = ctc_weight * cand_ctc + (lm_w * cand_lm if lm_w else 0.0)
-        top_score, top_flat = _top_candidates(cand_score, 2 * beam)  # HF: (1 + n_eos) * num_beams
-        parents = (top_flat // lm.shape[1]).tolist()
-        tokens = (top_flat % lm.shape[1]).tolist()
-        hits = [tok == eos_id or step + 1 == max_len for tok in tokens]
-        finished = _add_finished(finished, running, parents, tokens, hits, top_score, beam, eos_id, step + 1, length_penalty)
-        keep = [j for j in range(len(tokens)) if not hits[j] and top_score[j] > NEG_INF][:beam]
-        if not keep:
-            break
-        running = [running[parents[j]] + [tokens[j]] for j in keep]
-        run_score, run_lm = top_score[keep], cand_lm.flatten()[top_flat[keep]]
-        if ctc_state is not None:  # the time recursion runs only for the hypotheses kept
-            kept = torch.tensor([tokens[j] for j in keep])[:, None]
-            _, ctc_state = scorer.score(ctc_state.take([parents[j] for j in keep]), kept)
+        lm = _next_log_probs(lm_step_fn, bos_ids, running)  # (n, V)
+        with single_thread():  # the search's own ops are tiny (the LM keeps its threads)
+            cand_lm = run_lm[:, None] + lm
+            if scorer is None:
+                cand_score = run_score[:, None] + lm  # exactly HF's accumulation
+            else:
+                cand_ctc = _ctc_columns(scorer, ctc_state, lm.shape[1], lm, eos_id, pre_beam)
+                cand_score = ctc_weight * cand_ctc + (lm_w * cand_lm if lm_w else 0.0)
+            top_score, top_flat = _top_candidates(cand_score, 2 * beam)  # HF: (1 + n_eos) * num_beams
+            parents = (top_flat // lm.shape[1]).tolist()
+            tokens = (top_flat % lm.shape[1]).tolist()
+            hits = [tok == eos_id or step + 1 == max_len for tok in tokens]
+            finished = _add_finished(finished, running, parents, tokens, hits, top_score, beam, eos_id, step + 1,
+                                     length_penalty)
+            keep = [j for j in range(len(tokens)) if not hits[j] and top_score[j] > NEG_INF][:beam]
+            if not keep:
+                break
+            running = [running[parents[j]] + [tokens[j]] for j in keep]
+            run_score, run_lm = top_score[keep], cand_lm.flatten()[top_flat[keep]]
+            if ctc_state is not None:  # the time recursion runs only for the hypotheses kept
+                kept = torch.tensor([tokens[j] for j in keep])[:, None]
+                _, ctc_state = scorer.score(ctc_state.take([parents[j] for j in keep]), kept)
         if hasattr(lm_step_fn, "reorder"):
             lm_step_fn.reorder([parents[j] for j in keep])
         if len(finished) == beam and float(run_score[0]) / (step + 1) ** length_penalty <= finished[-1][0]:
@@ -170,6 +169,13 @@ def _beam_search(
     if not finished:  # every candidate was -inf (e.g. CTC too short for any hypothesis)
         finished = [(NEG_INF, running[0])]
     return [(hyp, score) for score, hyp in finished]
+
+
+def _next_log_probs(lm_step_fn: LMStepFn, bos_ids: list[int], running: list[list[int]]) -> Tensor:
+    lm = lm_step_fn([list(bos_ids) + h for h in running])
+    if lm.ndim != 2 or lm.shape[0] != len(running):
+        raise ValueError(f"lm_step_fn must return ({len(running)}, V) log-probs, got {tuple(lm.shape)}")
+    return lm.detach().float().cpu()
 
 
 def _add_finished(finished, running, parents, tokens, hits, top_score, beam, eos_id, n_generated, length_penalty):
