@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -370,6 +371,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"key '{key}' must be a number, got {type(value).__name__} {value!r}", source)
+        if not math.isfinite(value):
+            raise ConfigError(f"key '{key}' must be a finite number, got {value!r}", source)
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
