@@ -15,6 +15,7 @@ import mne
 import numpy as np
 
 from ..config import DataConfig
+from ..errors import DataError
 from .readers import check_finite, recording_name
 
 # Channels filtered at once: as many as fit in this many bytes, counting ~3 float64 copies per channel
@@ -82,13 +83,18 @@ def preprocess_raw(raw: mne.io.BaseRaw, picks: list[int], cfg: DataConfig,
     chunk_channels = chunk_channels or chunk_channels_for(raw.n_times)
     if out is None:
         out = np.empty((len(picks), n_out), dtype=np.float32)
+    varying = False
     for i in range(0, len(picks), chunk_channels):
         block = raw.get_data(picks=picks[i:i + chunk_channels])  # (c, T) float64
         check_finite(block, recording_name(raw))
+        varying = varying or bool((block.max(axis=1) > block.min(axis=1)).any())
         y = preprocess_array(block, sfreq, cfg)
         m = min(n_out, y.shape[1])
         out[i:i + len(y), :m] = y[:, :m]
         out[i:i + len(y), m:] = y[:, m - 1:m]  # never reached with MNE's polyphase lengths
+    if not varying and raw.n_times > 1:
+        raise DataError(f"all {len(picks)} channels are flat (constant): the recording holds no signal",
+                        recording_name(raw))
     return out
 
 

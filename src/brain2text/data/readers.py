@@ -48,6 +48,8 @@ def _check_npy_header(path: Path, shape, dtype: np.dtype, offset: int) -> None:
         _fail(path, f"non-numeric dtype {dtype}; expected float or integer samples")
     if len(shape) != 2:
         _fail(path, f"expected a 2-D array (n_chans, n_times), got shape {shape}")
+    if any(not isinstance(d, int) or d < 0 for d in shape):
+        _fail(path, f"not a valid .npy file (header claims shape {shape})")
     if shape[0] == 0 or shape[1] == 0:
         _fail(path, f"zero-length array {shape}: no channels or no samples")
     if shape[0] > _MAX_CHANS and shape[0] > shape[1]:
@@ -120,11 +122,26 @@ def _read_npy(path: Path, sfreq: float | None) -> mne.io.BaseRaw:
     _check_npy_header(path, shape, dtype, offset)
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, OverflowError) as exc:
         _fail(path, f"cannot read the array ({' '.join(str(exc).split())})")
     check_finite(data, path)
     info = _npy_info(path, shape[0], sfreq)
     return NpyRaw(path, info, shape[1])
+
+
+def _check_kit_size(path: Path, raw: mne.io.BaseRaw) -> None:
+    """MNE's KIT reader (.con/.sqd) reads past the end of a truncated file as zeros: compare sizes."""
+    extras = (getattr(raw, "_raw_extras", None) or [{}])[0]
+    dirs = extras.get("dirs") if isinstance(extras, dict) else None
+    if not dirs or "nchan" not in extras or "n_samples" not in extras:
+        return
+    from mne.io.kit.constants import KIT
+
+    need = int(dirs[KIT.DIR_INDEX_RAW_DATA]["offset"]) + int(extras["n_samples"]) * int(extras["nchan"]) * extras["dtype"].itemsize
+    have = path.stat().st_size
+    if have < need:
+        _fail(path, f"truncated: the header promises {int(extras['n_samples'])} samples of {int(extras['nchan'])} "
+                    f"channels ({need} bytes) but the file holds {have}")
 
 
 def _read_mne(path: Path) -> mne.io.BaseRaw:
@@ -138,6 +155,7 @@ def _read_mne(path: Path) -> mne.io.BaseRaw:
         _fail(path, f"cannot read as a recording ({type(exc).__name__}: {msg})")
     if raw.n_times == 0:
         _fail(path, "recording has no samples")
+    _check_kit_size(path, raw)
     try:  # a truncated file often opens fine and fails on its last buffer
         raw.get_data(start=raw.n_times - 1, stop=raw.n_times)
     except Exception as exc:
