@@ -33,6 +33,8 @@ def _fsync_dir(path: Path) -> None:
 
 def _check_parent_writable(path: Path) -> None:
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise Brain2TextError(f"cannot write: {parent} is a file, not a folder", path)
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     _check_parent_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise Brain2TextError(f"could not write ({exc.strerror or exc})", path) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -90,7 +95,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     _check_parent_writable(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise Brain2TextError(f"could not write ({exc.strerror or exc})", path) from None
     try:
         yield tmp
         for p in tmp.rglob("*"):
