@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.model_view import view_of
     from ..utils.atomic import atomic_write_json, atomic_write_text
 
+    from ..utils.preflight import check_output_path
+
     out = Path(args.output_file)
+    for path in (out, out.with_suffix(".md"), out.with_suffix(".png")):
+        check_output_path(path, what="--output_file")
     if out.suffix.lower() in (".md", ".png"):
         raise Brain2TextError("--output_file is the metrics JSON; the .md and .png are written beside it", out)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.model_view import view_of
     from ..inference.loading import load_model
     from ..utils.atomic import atomic_write_json
+    from ..utils.preflight import check_output_path, check_window
 
+    check_output_path(args.output_file, what="--output_file")
     for name in ("window", "stride", "sfreq"):
         value = getattr(args, name)
         if value is not None and not value > 0:
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model_path, device)
     view = view_of(model, args.model_path)
+    if args.window is not None:
+        check_window(args.window, view.data.sfreq, view.config.encoder)
     decoding = dataclasses.replace(view.decoding, strategy=args.strategy) if args.strategy else view.decoding
     opts = InferenceOptions(window=args.window, stride=args.stride, sfreq=args.sfreq, batch_size=args.batch_size,
                             subject=args.subject, use_events=not args.no_events, decoding=decoding)

@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.synthetic import SynthParams, generate_dataset
+    from ..utils.preflight import check_output_path
 
+    check_output_path(args.out, directory=True, what="--out")
     params = SynthParams(subjects=args.subjects, stories=list(args.stories), max_seconds=args.max_seconds,
                          snr=args.snr, seed=args.seed, sfreq=args.sfreq, n_chans=args.n_chans)
     start = time.perf_counter()

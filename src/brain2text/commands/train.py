@@ -27,6 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.batch_size=4")
 
 
+def _preflight(output_dir: str) -> None:
+    """An --output_dir that cannot be written stops here in one line, before the model is built."""
+    from ..utils.preflight import check_output_path
+
+    check_output_path(output_dir, directory=True, what="--output_dir")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..training.phases import build_plan
     from ..training.run import train
@@ -34,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     build_plan(cfg, args.mode)  # an unknown mode or a bad phase stops here, before any import of the model stack
+    _preflight(args.output_dir)
     try:
         result = train(cfg, args.mode, args.output_dir, resume=args.resume, teacher_dir=args.teacher_checkpoint)
     except TrainingInterrupted as exc:
