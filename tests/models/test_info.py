@@ -11,7 +11,7 @@ def test_full_size_counts_on_meta_without_allocating(repo_root, capsys):
     cfg = load_config(repo_root / "configs" / "default_config.yaml")
     info = model_info(cfg)
     p = info["params"]
-    assert p["encoder"] == 94_481_642
+    assert p["encoder"] == 101_820_650
     assert p["rvq_codebook_entries"] == 8 * 8192 * 256 == 16_777_216
     assert p["rvq"] == 16_777_216 + 768 * 256 + 256
     assert p["projector"] == 256 * 4096 + 4096 + 4096 * 4096 + 4096 == 17_833_984

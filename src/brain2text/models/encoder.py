@@ -109,7 +109,10 @@ class MEGEncoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         # Phase 1: learned value of masked input samples, and the head predicting them.
         self.mask_value = nn.Parameter(torch.zeros(n_in))
-        self.mae_head = nn.Linear(cfg.d_model, cfg.total_stride * n_in)
+        # An MLP, not a single matrix: a linear map of d_model features is rank-limited at small widths
+        # and learned the masked spans markedly slower (measured on the tiny config).
+        d_hidden = cfg.ffn_mult * cfg.d_model
+        self.mae_head = nn.Sequential(nn.Linear(cfg.d_model, d_hidden), nn.GELU(), nn.Linear(d_hidden, cfg.total_stride * n_in))
         self.mae_spatial = SpatialDecoder(cfg.n_spatial, cfg.spatial_fourier) if cfg.spatial_attention else None
 
     @staticmethod
