@@ -24,8 +24,10 @@ Signal model (all at ``sfreq``, default 1 kHz; tesla; deterministic for a seed):
   column of ``phoneme_info.csv``: phonation, manner, place, front/back, roundness, centrality),
   response 40-160 ms after the phoneme onset, gain 0.6.
 * Forward model G_s (C x 48): dipole-like fields of sources 7 cm below the helmet, shared by every
-  subject, plus a subject-specific perturbation (sources moved ~3 mm, column gains x(1 +- 0.15),
-  additive noise 0.09 of a column's rms): subjects differ but a model can generalise across them.
+  subject, plus a subject-specific perturbation (sources moved by N(0, 2 cm) per axis, column gains
+  x (1 + N(0, 1)), additive noise 0.6 of a column's rms): subjects differ but share structure. A ridge
+  decoder of the 10 most frequent words trained on one subject scores 0.57-0.68 on another (majority 0.29)
+  against 0.96-1.0 on held-out words within a subject, so a subject layer has something to learn.
 * n_brain: 24 noise sources with a 1/f spectrum (Kellet's pink filter) through their own forward
   matrix (spatially correlated background); n_sensor: white noise per sensor. In the 0.5-40 Hz band
   they contribute 70% and 30% of the noise power.

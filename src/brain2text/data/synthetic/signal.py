@@ -71,7 +71,7 @@ def _bump(sfreq: float, start: float, stop: float) -> np.ndarray:
     return k
 
 
-def forward_matrix(positions: np.ndarray, subject: int, seed: int, n_sources: int, perturb: float = 0.3) -> np.ndarray:
+def forward_matrix(positions: np.ndarray, subject: int, seed: int, n_sources: int, perturb: float = 2.0) -> np.ndarray:
     """Sensor gains (C, n_sources): smooth dipole-like fields of sources under the helmet, shared by all
     subjects, plus a subject-specific perturbation (moved sources, gain noise) so subjects differ."""
     world = np.random.default_rng(WORLD_SEED + n_sources)
@@ -81,6 +81,8 @@ def forward_matrix(positions: np.ndarray, subject: int, seed: int, n_sources: in
     orient = world.standard_normal((n_sources, 3))
     subj = np.random.default_rng([seed, subject, 7])
     src = src + perturb * 0.01 * subj.standard_normal(src.shape)
+    norm = np.linalg.norm(src, axis=1, keepdims=True)
+    src = src / norm * np.clip(norm, 0.03, 0.09)  # keep every source well inside the 12 cm helmet
     diff = positions[:, None, :] - src[None, :, :]  # (C, S, 3)
     dist = np.linalg.norm(diff, axis=2)
     g = np.einsum("csk,sk->cs", diff, orient) / dist**3
