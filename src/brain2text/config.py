@@ -114,8 +114,9 @@ class EncoderConfig:
     word_temperature: float = _help("'word' loss: temperature of the MEG/text word contrastive loss.", 0.1)
 
     def __post_init__(self):
-        if self.d_model % self.n_heads:
-            raise ConfigError(f"encoder.d_model ({self.d_model}) must be divisible by encoder.n_heads ({self.n_heads})")
+        if self.n_heads <= 0 or self.d_model <= 0 or self.d_model % self.n_heads:
+            raise ConfigError(f"encoder.d_model ({self.d_model}) and encoder.n_heads ({self.n_heads}) must be > 0 and "
+                              "d_model divisible by n_heads")
         if not self.stage_layers or any(n <= 0 for n in self.stage_layers):
             raise ConfigError("encoder.stage_layers must be a non-empty list of positive integers")
         if len(self.stage_downsample) != len(self.stage_layers) - 1:
