@@ -37,8 +37,8 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
             else:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
             return tuple(shape), np.dtype(dtype), fh.tell()
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as exc:
-        _fail(path, f"not a valid .npy file ({' '.join(str(exc).split())[:120]})")
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, tokenize.TokenError...
+        _fail(path, f"not a valid .npy file ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})")
 
 
 def _check_npy_header(path: Path, shape, dtype: np.dtype, offset: int) -> None:
