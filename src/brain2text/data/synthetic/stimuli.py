@@ -161,18 +161,17 @@ def _sequence_events(words, story, sound_id, seq_id, condition, t_sound, t, rng)
     mean_dur = 60.0 / rate
     n_ph = np.array([len(p) for p in phones], float)
     durs = mean_dur * (0.4 + 0.6 * n_ph / n_ph.mean()) * rng.uniform(0.85, 1.15, len(words))
+    sound = _sound_path(story, sound_id, "word")
     for wi, (word, ph, dur) in enumerate(zip(words, phones, durs)):
         dur = round(float(dur), 3)
-        common = {"sound": _sound_path(story, sound_id, "word"), "sequence_id": float(seq_id), "condition": condition,
-                  "word_index": float(wi), "speech_rate": rate, "voice": voice, "pronounced": 1.0}
+        tail = {"sequence_id": float(seq_id), "condition": condition, "word_index": float(wi), "speech_rate": rate,
+                "voice": voice, "pronounced": 1.0}  # key order as in the real events.tsv
         ph_dur = dur / len(ph)
         for k, label in enumerate(_position_labels(ph)):
             on = round(t + k * ph_dur, 3)
-            info = {**base, "kind": "phoneme", "start": round(on - t_sound, 3), **{"sound": common["sound"]},
-                    "phoneme": label, **{k2: v for k2, v in common.items() if k2 != "sound"}}
+            info = {**base, "kind": "phoneme", "start": round(on - t_sound, 3), "sound": sound, "phoneme": label, **tail}
             events.append(Event(on, round(ph_dur, 3), info))
-        info = {**base, "kind": "word", "start": round(t - t_sound, 3), "sound": common["sound"], "word": word,
-                **{k2: v for k2, v in common.items() if k2 != "sound"}}
+        info = {**base, "kind": "word", "start": round(t - t_sound, 3), "sound": sound, "word": word, **tail}
         events.append(Event(round(t, 3), dur, info))
         t += dur + (0.03 if condition == "sentence" else 0.25)
     return events, t
@@ -213,10 +212,9 @@ def generated_events(story: str, tokens: list[str], rng: np.random.Generator, ma
 def _close_sound(events, sound_events, story, sound_id, t_sound) -> list[Event]:
     if not sound_events:
         return events
-    end = max(e.onset + e.duration for e in sound_events)
     info = {"story": story, "story_uid": float(MEG_MASC_STORIES.index(story)), "sound_id": float(sound_id),
             "kind": "sound", "start": 0.0, "sound": _sound_path(story, sound_id, "sound")}
-    return events + [Event(round(t_sound, 3), 0.0, info)] + sound_events if end > 0 else events
+    return events + [Event(round(t_sound, 3), 0.0, info)] + sound_events
 
 
 def real_events(path: Path, max_seconds: float | None) -> list[Event]:
