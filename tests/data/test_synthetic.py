@@ -148,9 +148,12 @@ def test_word_identity_decodable_and_noise_is_not(small_ds):
 def test_data_layer_reads_it(small_ds):
     events_mod = pytest.importorskip("brain2text.data.events")
     path = small_ds / "sub-01" / "ses-0" / "meg" / "sub-01_ses-0_task-1_events.tsv"
-    sentences = events_mod.extract_sentences(events_mod.read_events(path))
+    events = events_mod.read_events(path)
+    sentences = events_mod.extract_sentences(events)
     assert sentences and sentences[0].text.startswith("The Cable Fort by Bill Glover")
-    assert all(s.story == "cable_spool_fort" for s in sentences)
+    assert all(s.story == "cable_spool_fort" and s.condition == "sentence" for s in sentences)
+    with_lists = events_mod.extract_sentences(events, include_word_lists=True)
+    assert any(s.condition == "word_list" for s in with_lists)  # the loader's filtering is exercised
 
 
 def test_cli_missing_texts_is_one_line_error(tmp_path):
