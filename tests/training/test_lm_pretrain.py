@@ -58,3 +58,13 @@ def test_pretrain_roundtrip_and_cache(tmp_path, text_dir):
     again = pretrain_lm(cfg, settings=TINY, text_dir=text_dir, log=logs.append)
     assert again == record and (out / "model.safetensors").stat().st_mtime_ns == mtime
     assert "up to date" in logs[-1]
+
+
+def test_cli_refuses_to_write_into_a_hub_id(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "brain2text", "pretrain-lm"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "hub id" in proc.stderr
+    assert not (tmp_path / "meta-llama").exists()

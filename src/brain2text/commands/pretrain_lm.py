@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ..config import load_config
+    from ..errors import ConfigError
     from ..training.lm_pretrain import LMSettings, pretrain_lm
 
     cfg = load_config(args.config, args.overrides)
@@ -33,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None:
         settings.steps = max(1, args.steps)
     out = args.out or cfg.decoder.model_name_or_path
+    if args.out is None and not out.startswith((".", "/", "~")) and not os.path.isdir(out):
+        raise ConfigError(f"decoder.model_name_or_path ({out!r}) looks like a hub id, not a local folder to write the "
+                          "default decoder into; pass --out DIR or a config such as configs/demo.yaml", args.config)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     record = pretrain_lm(cfg, out, settings, text_dir=args.text_dir, force=args.force, log=log)
     if args.json:
