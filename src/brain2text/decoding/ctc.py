@@ -208,9 +208,10 @@ class CTCPrefixScorer:
             empty = (state.n_labels == 0)[:, None]
             r_new[0, 0] = torch.where(empty, xs[0], torch.full_like(xs[0], NEG_INF))
             start = max(int(state.n_labels.min()), 1)  # fewer frames than labels: impossible, skipped
-            for t in range(start, n_frames):
-                r_new[t, 0] = torch.logaddexp(r_new[t - 1, 0], log_phi[t - 1]) + xs[t]
-                r_new[t, 1] = torch.logaddexp(r_new[t - 1, 0], r_new[t - 1, 1]) + x[t, blank]
+            with single_thread():
+                for t in range(start, n_frames):
+                    r_new[t, 0] = torch.logaddexp(r_new[t - 1, 0], log_phi[t - 1]) + xs[t]
+                    r_new[t, 1] = torch.logaddexp(r_new[t - 1, 0], r_new[t - 1, 1]) + x[t, blank]
             # c starts at frame t after g was emitted by t - 1 (or at frame 0 for an empty g).
             starts = torch.cat([r_new[:1, 0], log_phi[start - 1 : n_frames - 1] + xs[start:]], dim=0)
             log_psi = torch.logsumexp(starts, dim=0)  # (M, K)
