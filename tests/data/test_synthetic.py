@@ -93,16 +93,15 @@ def test_same_seed_same_bytes(tmp_path, text_dir):
     assert hashes[0] != hashes[2]
 
 
-def _word_windows(root, noise_rng=None):
-    """MEG preprocessed by the data layer (notch, 0.5-40 Hz, 100 Hz, robust scaling), 0-500 ms after each
-    sentence word, averaged in 5 bins of 100 ms."""
+def _preprocessed(root, noise_rng=None):
+    """[(MEG preprocessed by the data layer: notch, 0.5-40 Hz, 100 Hz, robust scaling; event dicts with onsets)]."""
     import mne
 
     from brain2text.config import DataConfig
     from brain2text.data.preprocessing import apply_robust_scaler, fit_robust_scaler, preprocess_array
 
     cfg = DataConfig()
-    feats, labels = [], []
+    out = []
     for fif in sorted(root.rglob("*_meg.fif")):
         raw = mne.io.read_raw_fif(fif, preload=True, verbose=False)
         x = raw.get_data()
@@ -110,14 +109,33 @@ def _word_windows(root, noise_rng=None):
             x = noise_rng.standard_normal(x.shape) * x.std(1, keepdims=True) + x.mean(1, keepdims=True)
         x = preprocess_array(x, raw.info["sfreq"], cfg)
         x = apply_robust_scaler(x, *fit_robust_scaler([x]), clamp=cfg.clamp)
+        events = []
         for line in fif.with_name(fif.name.replace("_meg.fif", "_events.tsv")).read_text().splitlines()[1:]:
             onset, _, trial = line.split("\t")[:3]
-            info = ast.literal_eval(trial)
-            s = int(round(float(onset) * cfg.sfreq))
-            if info["kind"] == "word" and info["condition"] == "sentence" and s + 50 <= x.shape[1]:
-                feats.append(x[:, s:s + 50].reshape(x.shape[0], 5, 10).mean(2).ravel())
-                labels.append(info["word"].lower())
+            events.append({**ast.literal_eval(trial), "sample": int(round(float(onset) * cfg.sfreq))})
+        out.append((x, events))
+    return out
+
+
+@pytest.fixture(scope="module")
+def prepped(small_ds):
+    return {"meg": _preprocessed(small_ds), "noise": _preprocessed(small_ds, np.random.default_rng(0))}
+
+
+def _windows(prepped, kind, n_bins, bin_len, label):
+    """Features: the MEG after each ``kind`` event, averaged in ``n_bins`` bins of ``bin_len`` samples."""
+    feats, labels = [], []
+    for x, events in prepped:
+        for e in events:
+            s, n = e["sample"], n_bins * bin_len
+            if e["kind"] == kind and e.get("condition") == "sentence" and s + n <= x.shape[1] and label(e):
+                feats.append(x[:, s:s + n].reshape(x.shape[0], n_bins, bin_len).mean(2).ravel())
+                labels.append(label(e))
     return np.array(feats), np.array(labels)
+
+
+def _word_windows(prepped):
+    return _windows(prepped, "word", 5, 10, lambda e: e["word"].lower())
 
 
 def _ridge_accuracy(x, y, classes, lam=100.0):
@@ -132,17 +150,37 @@ def _ridge_accuracy(x, y, classes, lam=100.0):
     return float((pred == y[test]).mean()), majority
 
 
-def test_word_identity_decodable_and_noise_is_not(small_ds):
-    x, y = _word_windows(small_ds)
+def test_word_identity_decodable_and_noise_is_not(prepped):
+    x, y = _word_windows(prepped["meg"])
     classes = [w for w, _ in collections.Counter(y).most_common(10)]
     keep = np.isin(y, classes)
     acc, majority = _ridge_accuracy(x[keep], y[keep], classes)
     assert keep.sum() > 120
     assert acc > max(0.6, majority + 0.3), (acc, majority)
-    xn, yn = _word_windows(small_ds, noise_rng=np.random.default_rng(0))
+    xn, yn = _word_windows(prepped["noise"])
     keep = np.isin(yn, classes)
     acc_noise, majority = _ridge_accuracy(xn[keep], yn[keep], classes)
     assert acc_noise < majority + 0.1, (acc_noise, majority)
+
+
+def test_phonation_decodable_and_noise_is_not(prepped, shared_data):
+    """Voiced vs unvoiced phonemes (phoneme_info.csv), 0-200 ms after each phoneme onset: ROC AUC."""
+    import csv
+
+    with open(shared_data / "meg_masc" / "phoneme_info.csv", newline="") as fh:
+        voicing = {r["phoneme"]: r["phonation"] for r in csv.DictReader(fh)}
+
+    def auc(prep):
+        x, y = _windows(prep, "phoneme", 4, 5, lambda e: voicing.get(e["phoneme"].split("_")[0], ""))
+        test = np.arange(len(y)) % 3 == 0
+        mu, sd = x[~test].mean(0), x[~test].std(0) + 1e-9
+        z, target = (x - mu) / sd, np.where(y == "v", 1.0, -1.0)
+        w = np.linalg.solve(z[~test].T @ z[~test] + 1000 * np.eye(z.shape[1]), z[~test].T @ target[~test])
+        score, pos = z[test] @ w, target[test] > 0
+        return float((score[pos][:, None] > score[~pos][None, :]).mean())
+
+    assert auc(prepped["meg"]) > 0.8
+    assert abs(auc(prepped["noise"]) - 0.5) < 0.08
 
 
 def test_data_layer_reads_it(small_ds):
