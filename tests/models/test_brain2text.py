@@ -176,3 +176,15 @@ def test_decoder_weights_only_as_pickle_are_refused(tiny_lm_dir, tmp_path):
     (base / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")  # never unpickled
     with pytest.raises(ModelError, match="cannot load the decoder"):
         build_model(tiny_config(base))
+
+
+def test_ctc_strategy_is_prefix_beam_search_and_greedy_with_one_beam(model):
+    from brain2text.decoding.ctc import ctc_greedy
+
+    batch = make_batch(lengths=(150, 60), seed=5)
+    assert model.generate(batch, DecodingConfig(strategy="ctc", num_beams=3)) == \
+        model.generate(batch, DecodingConfig(strategy="joint", num_beams=3, ctc_weight=1.0))
+    enc = model.encode(batch)
+    greedy = [model.tokenizer.decode(ctc_greedy(enc.ctc_log_probs[b], len(model.tokenizer), int(enc.mask[b].sum())),
+                                     skip_special_tokens=True).strip() for b in range(2)]
+    assert model.generate(batch, DecodingConfig(strategy="ctc", num_beams=1)) == greedy

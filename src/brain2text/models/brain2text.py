@@ -238,14 +238,21 @@ class Brain2Text(nn.Module):
             return [""] * len(batch)
         enc = self.encode(batch) if meg_mode == "meg" else None
         if strategy == "ctc":
-            from ..decoding.ctc import ctc_greedy
-
-            ids = [ctc_greedy(enc.ctc_log_probs[b], len(self.tokenizer), int(enc.mask[b].sum())) for b in range(len(batch))]
+            ids = self._ctc(enc, decoding.num_beams)
         elif strategy == "joint":
             ids = self._joint(batch, enc, decoding)
         else:
             ids = self._hf_generate(batch, enc, meg_mode, decoding)
         return [self.tokenizer.decode(x, skip_special_tokens=True).strip() for x in ids]
+
+    def _ctc(self, enc: EncoderOutput, beam: int) -> list[list[int]]:
+        """Encoder-only decoding: greedy CTC with one beam, else CTC prefix beam search."""
+        from ..decoding.ctc import ctc_greedy, ctc_prefix_beam_search
+
+        blank, lengths = len(self.tokenizer), enc.mask.sum(1).tolist()
+        if beam <= 1:
+            return [ctc_greedy(lp, blank, n) for lp, n in zip(enc.ctc_log_probs, lengths)]
+        return [ctc_prefix_beam_search(lp, blank, beam=beam, length=n)[0][0] for lp, n in zip(enc.ctc_log_probs, lengths)]
 
     def _hf_generate(self, batch, enc, meg_mode, decoding) -> list[list[int]]:
         s = self._lm_inputs(batch, enc, meg_mode, with_targets=False, pad_side="left")
