@@ -293,6 +293,10 @@ class TrainConfig:
             raise ConfigError("train.log_every must be > 0; train.val_batches and train.n_val_generations must be >= 0")
         if self.kd_temperature <= 0:
             raise ConfigError(f"train.kd_temperature must be > 0, got {self.kd_temperature}")
+        metrics = ("val_loss", "val_wer", *(f"val_{n}" for n in LOSS_NAMES))
+        if self.best_metric not in metrics and not self.best_metric.startswith("rvq/"):
+            raise ConfigError(f"train.best_metric must be one of {', '.join(metrics)} or rvq/level<i>_usage|perplexity, "
+                              f"got {self.best_metric!r}")
 
 
 # ---------------------------------------------------------------------------------- evaluation

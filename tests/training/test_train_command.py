@@ -16,6 +16,7 @@ TINY = "configs/tiny.yaml"
     (["--mode", "full", "train.full=[{name: f, steps: -3}]"], "steps must be > 0"),
     (["--mode", "full", "train.nonsense=1"], "unknown key 'train.nonsense'"),
     (["--mode", "full", "--resume"], "--resume"),
+    (["--mode", "full", "train.best_metric=val_bleu"], "train.best_metric must be one of"),
 ])
 def test_bad_settings_give_one_line_and_no_output(repo_root, tmp_path, capsys, monkeypatch, extra, match):
     monkeypatch.chdir(repo_root)

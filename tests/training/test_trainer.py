@@ -49,11 +49,15 @@ def test_multi_phase_end_to_end_and_what_each_phase_changes(tmp_path):
     assert list((out / "logs").glob("events.out.tfevents.*"))
 
 
-def test_full_mode_and_rerun_of_a_finished_run_does_nothing_new(tmp_path):
+def test_full_mode_bf16_accumulation_workers_and_rerun_of_a_finished_run(tmp_path):
     out = tmp_path / "run"
-    run_standin(out, "full")
+    overrides = ["train.mixed_precision=bf16", "train.grad_accum=2", "train.num_workers=1", "train.deterministic=false"]
+    run_standin(out, "full", overrides)
+    state = load_checkpoint(list_checkpoints(out / "checkpoints")[0][1]).state
+    assert state["data"]["offset"] == 3 * 2 * 2  # steps x batch_size x grad_accum examples consumed
+    assert not torch.are_deterministic_algorithms_enabled()  # the global flag is restored after training
     before = (out / "final_model" / "brain2text.safetensors").read_bytes()
-    result = run_standin(out, "full")  # same command again: already complete
+    result = run_standin(out, "full", overrides)  # same command again: already complete
     assert result.global_step == 3
     assert (out / "final_model" / "brain2text.safetensors").read_bytes() == before
 
@@ -106,3 +110,17 @@ def test_foreign_or_other_run_output_dir_is_refused(tmp_path):
         run_standin(tmp_path / "run", "full", ["train.seed=1"])
     with pytest.raises(Brain2TextError, match="--resume"):
         run_standin(tmp_path / "empty", "full", resume=True)
+
+
+def test_all_checkpoints_corrupt_is_a_clear_error_and_nothing_is_overwritten(tmp_path):
+    out = tmp_path / "run"
+    run_standin(out, "full", ["train.save_every=1", "train.keep_last=2"])
+    best = (out / "best_model" / "brain2text.safetensors").read_bytes()
+    for _, path in list_checkpoints(out / "checkpoints"):
+        (path / "model.safetensors").write_bytes(b"\0" * 16)
+    with pytest.warns(UserWarning, match="unusable"), pytest.raises(Brain2TextError, match="no usable checkpoint"):
+        run_standin(out, "full", ["train.save_every=1", "train.keep_last=2"])
+    with pytest.raises(Brain2TextError, match="every checkpoint of this run is corrupt"):  # no silent restart later
+        run_standin(out, "full", ["train.save_every=1", "train.keep_last=2"])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002.corrupt", "step-0000003.corrupt"]
+    assert (out / "best_model" / "brain2text.safetensors").read_bytes() == best

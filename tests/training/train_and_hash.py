@@ -23,7 +23,7 @@ def _capture(cfg):
 
 def digest(model) -> str:
     h = hashlib.sha256()
-    for name, t in sorted(model.named_parameters()):
+    for name, t in sorted(model.state_dict().items()):  # parameters and buffers (RVQ codebooks, EMA)
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()

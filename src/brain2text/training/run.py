@@ -3,6 +3,7 @@ data and (for distillation) the teacher, then run the :class:`~.trainer.Trainer`
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -58,8 +59,11 @@ def _train(cfg, mode, output_dir, resume, teacher_dir, build_model_fn, build_dat
     teacher_tok = check_teacher_args(mode, teacher_dir)
     digest = config_hash(cfg, mode, teacher_dir if mode == "distill" else None)
     has_run = check_output_dir(output_dir, digest, resume)
+    # the data before the model: a bad dataset stops in one line, not after the decoder's loading messages
+    data = (build_data_fn or build_training_data)(cfg)
     accelerator = make_accelerator(cfg)
     if cfg.train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (no-op on CPU)
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(cfg.train.seed)  # identical initial weights on every process and every resume
     model = (build_model_fn or _default_model)(cfg)
@@ -68,7 +72,6 @@ def _train(cfg, mode, output_dir, resume, teacher_dir, build_model_fn, build_dat
         check_same_tokenizer(model.tokenizer, teacher_tok, teacher_dir)
         teacher = (load_teacher_fn or load_teacher)(teacher_dir, accelerator.device)
         matcher = FeatureMatcher(cfg.encoder.d_model, encoder_width(teacher))
-    data = (build_data_fn or build_training_data)(cfg)
     if accelerator.is_main_process:  # everything checked: from here on the output directory is ours
         write_run_file(output_dir, cfg, mode, teacher_dir if mode == "distill" else None, digest)
         if has_run:

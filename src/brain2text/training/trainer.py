@@ -73,6 +73,7 @@ class Trainer:
         self.timing: dict[str, list[float]] = {}  # phase -> [steps, seconds]
         self.resume_optimizer: tuple | None = None
         self.stop_signal: int | None = None
+        self.warned_metric = False
         self.logger: MetricsLogger | None = None
         if data.preprocessing is not None:
             self.model.preprocessing = data.preprocessing
@@ -207,7 +208,9 @@ class Trainer:
     def _maybe_save_best(self, metrics: dict[str, float]) -> None:
         name = self.best["metric"]
         if name not in metrics:
-            warnings.warn(f"train.best_metric {name!r} is not among the validation metrics {sorted(metrics)}", stacklevel=2)
+            if not self.warned_metric:
+                warnings.warn(f"train.best_metric {name!r} is not among the validation metrics {sorted(metrics)}", stacklevel=2)
+            self.warned_metric = True
             return
         if is_better(name, metrics[name], self.best["value"]):
             self.best = {"metric": name, "value": metrics[name], "step": self.global_step}
@@ -254,6 +257,9 @@ class Trainer:
             found = ckpt_io.latest_checkpoint(self.ckpt_root)
         path = self._broadcast(str(found.path) if found is not None else None)
         if path is None:
+            if any(self.ckpt_root.glob("step-*.corrupt*")):  # never silently start over a run's history
+                raise Brain2TextError("every checkpoint of this run is corrupt (kept as step-*.corrupt); move them "
+                                      "away to start over, or use a new --output_dir", self.ckpt_root)
             return False
         if found is None:
             found = ckpt_io.load_checkpoint(Path(path))
