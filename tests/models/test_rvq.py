@@ -114,3 +114,14 @@ def test_input_projection_and_full_size_counts():
         full = ResidualVQ(RVQConfig(), input_dim=768)
     assert full.codebooks.numel() == 8 * 8192 * 256 == 16_777_216
     assert sum(p.numel() for p in full.parameters()) == 768 * 256 + 256  # EMA codebooks are buffers
+
+
+def test_autocast_bf16_keeps_fp32_search_and_statistics():
+    torch.manual_seed(0)
+    rvq = _rvq(init="data").train()
+    x = torch.randn(2, 30, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = rvq(torch.nn.functional.linear(x, torch.eye(16)), entropy=True)  # a bf16 input, as under autocast
+    assert out.quantized.dtype == torch.float32 and rvq.codebooks.dtype == torch.float32
+    rvq.eval()
+    assert torch.equal(rvq.encode(x.bfloat16().float()), rvq(x.bfloat16().float()).codes)

@@ -115,7 +115,9 @@ class ResidualVQ(nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, input_dim or dim) -> codes (B, T, n_q) long."""
-        return self._quantize(self.project(x))[1]
+        latent = self.project(x)
+        with torch.autocast(latent.device.type, enabled=False):
+            return self._quantize(latent.float())[1]
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, T, n_q) -> quantized (B, T, dim): the sum of the chosen code of every level."""
@@ -135,9 +137,13 @@ class ResidualVQ(nn.Module):
         if x.ndim != 3:
             raise ModelError(f"rvq input: expected 3 dims (batch, tokens, dim), got {x.ndim}")
         latent = self.project(x)
+        with torch.autocast(latent.device.type, enabled=False):  # distances and EMA statistics in fp32
+            return self._forward_fp32(latent.float(), mask, entropy)
+
+    def _forward_fp32(self, latent, mask, entropy) -> RVQOutput:
         b, t, d = latent.shape
         flat = latent.reshape(b * t, d)
-        valid = torch.ones(b * t, dtype=torch.bool, device=x.device) if mask is None else mask.reshape(-1).bool()
+        valid = torch.ones(b * t, dtype=torch.bool, device=latent.device) if mask is None else mask.reshape(-1).bool()
         if self.training and self.update_codebooks and not bool(self.initialized):
             self._initialize(flat.detach().float()[valid])
         quantized, codes, commit, ent = self._quantize(latent, valid, entropy)
