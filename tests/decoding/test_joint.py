@@ -156,3 +156,36 @@ def test_joint_with_confident_ctc_follows_it(seed):
     lm = ToyLM(seed=seed, sharp=0.3)  # weak prior
     got = joint_beam_search(lm, ctc, [0], EOS, blank=8, beam=4, ctc_weight=0.8, max_len=25)
     assert got == ctc_greedy(ctc, 8)
+
+
+def test_lm_sequence_scores_teacher_forced():
+    from brain2text.decoding.joint import lm_sequence_scores
+
+    lm = ToyLM(seed=2)
+    cands = [[3, 4, 5], [], [7], [3, 4]]
+    got = lm_sequence_scores(lm, [0], EOS, cands)
+    for y, s in zip(cands, got.tolist()):
+        seq = [0] + y + [EOS]
+        expect = sum(float(lm([seq[: i + 1]])[0, seq[i + 1]]) for i in range(len(seq) - 1))
+        assert s == pytest.approx(expect, abs=1e-5)
+    assert torch.allclose(lm_sequence_scores(CachedToyLM(seed=2), [0], EOS, cands), got)  # stateful: same
+
+
+def test_rescore_nbest_combines_ctc_and_lm():
+    from brain2text.decoding.joint import rescore_nbest
+
+    frames = [[5], [5], [6], [3, 4], [3, 4]]  # CTC sure of "5 6", torn between 3 and 4
+    ctc = torch.full((len(frames), 9), -12.0)
+    for t, labels in enumerate(frames):
+        ctc[t, labels] = 0.0
+    ctc = torch.log_softmax(ctc, dim=-1)
+
+    def lm(prefixes, favourite=4):
+        out = torch.full((len(prefixes), 12), -3.0)
+        for i, p in enumerate(prefixes):
+            out[i, favourite if len(p) == 3 else EOS if len(p) > 3 else 7] = 0.0
+        return torch.log_softmax(out, dim=-1)
+
+    assert rescore_nbest(lm, ctc, [0], EOS, 8, beam=4, ctc_weight=0.5, max_len=6) == [5, 6, 4]
+    assert rescore_nbest(lambda p: lm(p, 3), ctc, [0], EOS, 8, beam=4, ctc_weight=0.5, max_len=6) == [5, 6, 3]
+    assert rescore_nbest(lm, ctc, [0], EOS, 8, beam=4, ctc_weight=0.01, max_len=6) == [7, 7, 4]

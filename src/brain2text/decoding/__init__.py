@@ -1,7 +1,7 @@
 """Decoding that uses the MEG evidence: CTC (greedy, prefix beam), LLM beam search, joint CTC/LLM search."""
 
 from .ctc import CTCPrefixScorer, CTCPrefixState, blank_index, ctc_greedy, ctc_prefix_beam_search
-from .joint import joint_beam_search, joint_decode_batch, lm_beam_search
+from .joint import joint_beam_search, joint_decode_batch, lm_beam_search, lm_sequence_scores, rescore_nbest
 
 __all__ = [
     "CTCPrefixScorer",
@@ -12,4 +12,6 @@ __all__ = [
     "joint_beam_search",
     "joint_decode_batch",
     "lm_beam_search",
+    "lm_sequence_scores",
+    "rescore_nbest",
 ]

@@ -27,6 +27,9 @@ same numbers). With ``w = 1`` the LM has no say and the result is :func:`ctc_pre
 hypothesis (the CTC decoder's own time-synchronous search; this loop driven by CTC alone reaches the same
 hypothesis on confident CTC outputs, but not always on flat ones, so weight 1 calls it directly). Logits
 processors (repetition penalty, ...) are not applied: compare with HF beam search without them.
+:func:`rescore_nbest` is the other way to combine them (the issue's "rescoring of n-best lists"): the
+union of both searches' n-best lists, rescored with exact full-sequence probabilities.
+
 In between, every token of the vocabulary is scored exactly: :meth:`CTCPrefixScorer.prefix_scores`
 gives the CTC prefix score of all tokens in one product, so the MEG evidence can bring in words the LM
 ranks low (the LM-collapse risk of DESIGN.md §8), and the CTC time recursion runs only for the ``beam``
@@ -213,3 +216,48 @@ def _top_candidates(cand_score: Tensor, k: int) -> tuple[Tensor, Tensor]:
     k = min(k, flat.numel())
     order = torch.sort(flat, descending=True, stable=True).indices[:k]
     return flat[order], order
+
+
+def lm_sequence_scores(lm_step_fn: LMStepFn, bos_ids: list[int], eos_id: int, candidates: list[list[int]]) -> Tensor:
+    """``log P_LM(y + eos | bos_ids)`` ``(n,)`` for each candidate ``y``, teacher-forced through
+    ``lm_step_fn`` (prefixes of one length per call; a stateful function gets ``reorder`` with the rows
+    still running when shorter candidates end)."""
+    targets = [list(y) + [eos_id] for y in candidates]
+    total = torch.zeros(len(targets))
+    rows = list(range(len(targets)))
+    for k in range(max((len(t) for t in targets), default=0)):
+        lm = _next_log_probs(lm_step_fn, bos_ids, [targets[i][:k] for i in rows])
+        total[rows] += lm[torch.arange(len(rows)), torch.tensor([targets[i][k] for i in rows])]
+        alive = [j for j, i in enumerate(rows) if len(targets[i]) > k + 1]
+        if alive and hasattr(lm_step_fn, "reorder"):
+            lm_step_fn.reorder(alive)
+        rows = [rows[j] for j in alive]
+    return total
+
+
+def rescore_nbest(
+    lm_step_fn: LMStepFn,
+    ctc_log_probs: Tensor,
+    bos_ids: list[int],
+    eos_id: int,
+    blank: int,
+    beam: int,
+    ctc_weight: float,
+    max_len: int,
+    length_penalty: float = 1.0,
+    ctc_length: int | None = None,
+) -> list[int]:
+    """N-best rescoring: the union of the CTC prefix beam's and the LLM beam's ``beam``-best lists,
+    each scored ``((1 - w) * log P_LM(y + eos) + w * log P_CTC(y)) / (len(y) + 1) ** length_penalty``
+    with exact full-sequence probabilities; returns the best ``y``."""
+    scorer = CTCPrefixScorer(ctc_log_probs, blank, eos_id=eos_id, length=ctc_length)
+    cands = [y for y, _ in ctc_prefix_beam_search(scorer.x, blank, beam=beam)]
+    if ctc_weight < 1.0:
+        lm_hyps = _beam_search(lm_step_fn, bos_ids, eos_id, beam, max_len, length_penalty)
+        cands += [y for y, _ in lm_hyps if y not in cands]
+    ctc = torch.tensor([scorer.sequence_log_prob(y) for y in cands])
+    score = ctc_weight * ctc
+    if ctc_weight < 1.0:
+        score = score + (1.0 - ctc_weight) * lm_sequence_scores(lm_step_fn, bos_ids, eos_id, cands)
+    norm = torch.tensor([(len(y) + 1) ** length_penalty for y in cands], dtype=score.dtype)
+    return cands[int(torch.argmax(score / norm))]
