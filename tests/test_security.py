@@ -20,6 +20,10 @@ FORBIDDEN = [
     (re.compile(r"yaml\.(load|unsafe_load|full_load)\("), "unsafe YAML loader"),
     (re.compile(r"yaml\.(Unsafe|Full)?Loader\b"), "unsafe YAML loader"),
     (re.compile(r"torch\.load\((?![^)]*weights_only\s*=\s*True)"), "torch.load without weights_only=True"),
+    (re.compile(r"weights_only\s*=\s*False"), "weights_only=False"),
+    (re.compile(r"\bnp\.load\((?![^)]*allow_pickle\s*=\s*False)"), "np.load without allow_pickle=False"),
+    (re.compile(r"read_pickle\(|\bshelve\b|\bmarshal\.loads?\("), "pickle-like loader"),
+    (re.compile(r"shell\s*=\s*True|\bos\.(system|popen)\("), "shell command"),
 ]
 
 
@@ -58,14 +62,16 @@ def test_no_unsafe_loading(path):
 
 def test_checker_catches_examples(tmp_path):
     bad = ["x = eval(s)", "import pickle", "np.load(f, allow_pickle=True)", "torch.load(f)",
-           "AutoModel.from_pretrained(p, trust_remote_code=True)", "yaml.load(s)"]
+           "AutoModel.from_pretrained(p, trust_remote_code=True)", "yaml.load(s)", "np.load(f, mmap_mode='r')",
+           "torch.load(f, weights_only=False)", "pd.read_pickle(f)", "subprocess.run(cmd, shell=True)", "os.system(c)"]
     for src in bad:
         assert any(p.search(src) for p, _ in FORBIDDEN), src
     f = tmp_path / "m.py"
     f.write_text('"""Refuses pickle files."""\nmsg = "no eval( here"  # pickle in a comment\nimport pickle\n')
     flagged = [i for i, line in _code_lines(f) if any(p.search(line) for p, _ in FORBIDDEN)]
     assert flagged == [3]
-    good = ["ast.literal_eval(s)", "torch.load(f, weights_only=True)", "yaml.safe_load(s)", "model.eval()"]
+    good = ["ast.literal_eval(s)", "torch.load(f, weights_only=True)", "yaml.safe_load(s)", "model.eval()",
+            "np.load(f, mmap_mode='r', allow_pickle=False)", "subprocess.run(['git', 'status'])"]
     for src in good:
         line = src.replace("literal_eval(", "")
         assert not any(p.search(line) for p, _ in FORBIDDEN), src

@@ -231,7 +231,7 @@ def _scaler_group(rec: dict) -> str:
 
 
 def _fit_scalers(tmp: Path, recs: list[dict], examples: list[dict]) -> dict:
-    arrays = {i: np.load(tmp / r["file"], mmap_mode="r") for i, r in enumerate(recs) if r is not None}
+    arrays = {i: np.load(tmp / r["file"], mmap_mode="r", allow_pickle=False) for i, r in enumerate(recs) if r is not None}
     scalers = {}
     for group in sorted({_scaler_group(r) for r in recs if r is not None}):
         members = [i for i, r in enumerate(recs) if r is not None and _scaler_group(r) == group]
@@ -249,7 +249,7 @@ def _apply_scalers(tmp: Path, recs: list[dict], scalers: dict, clamp: float) -> 
             continue
         sc = scalers[_scaler_group(rec)]
         median, iqr = np.asarray(sc["median"], np.float32), np.asarray(sc["iqr"], np.float32)
-        data = np.load(tmp / rec["file"], mmap_mode="r+")
+        data = np.load(tmp / rec["file"], mmap_mode="r+", allow_pickle=False)
         for t in range(0, data.shape[1], _SCALE_CHUNK):
             block = data[:, t:t + _SCALE_CHUNK]
             apply_robust_scaler(block, median, iqr, clamp, out=block)
