@@ -79,3 +79,16 @@ def test_missing_base_and_missing_files(saved, tmp_path):
         Brain2Text.from_pretrained(path)
     with pytest.raises(ModelError, match="not found"):
         Brain2Text.from_pretrained(tmp_path / "nowhere")
+
+
+def test_relative_decoder_base_next_to_the_model(saved, tmp_path, tiny_lm_dir):
+    import shutil
+
+    path = _copy(saved[1], tmp_path)
+    shutil.copytree(tiny_lm_dir, path / "base")
+    meta = json.loads((path / "brain2text_config.json").read_text())
+    meta["decoder_base"] = "base"
+    (path / "brain2text_config.json").write_text(json.dumps(meta))
+    again = Brain2Text.from_pretrained(path)
+    batch = make_batch()
+    torch.testing.assert_close(again.lm_logits(batch)[0], saved[0].lm_logits(batch)[0], atol=0, rtol=0)

@@ -10,7 +10,8 @@
     decoder.safetensors      only when a phase trained the whole decoder: its non-LoRA weights
 
 The base decoder is *not* copied: ``decoder_base`` records the directory (or hub id) it was loaded
-from, and :func:`load_model` reloads it from there (a missing base is a clear :class:`ModelError`).
+from, and :func:`load_model` reloads it from there (a missing base is a clear :class:`ModelError`). A relative ``decoder_base`` is tried
+against the model directory first, so a model and its base can travel together.
 Loading refuses any pickle-capable file (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``, ``*.ckpt``).
 """
 
@@ -108,6 +109,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         raise ModelError("not a brain2text model config (needs format, config and decoder_base)", meta_path)
     cfg = config_from_dict(meta["config"], source=str(meta_path))
     base = str(meta["decoder_base"])
+    if not Path(base).is_absolute() and (path / base).is_dir():  # a base shipped beside/inside the model
+        base = str((path / base).resolve())
     try:
         check_decoder_path(base)
     except ModelError:
