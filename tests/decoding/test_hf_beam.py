@@ -35,7 +35,7 @@ def _step_fn(model):
     return step
 
 
-@pytest.mark.parametrize("prompt", [[BOS], [BOS, 12, 30], [BOS, 3, 3, 9]])
+@pytest.mark.parametrize("prompt", [[BOS], [BOS, 3, 3, 9]])
 @pytest.mark.parametrize("beam,length_penalty", [(1, 1.0), (4, 1.0), (4, 0.0), (3, 2.0)])
 def test_matches_hf_generate(tiny_llama, prompt, beam, length_penalty):
     max_len = 10
