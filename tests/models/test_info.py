@@ -1,6 +1,5 @@
 import json
 
-import torch
 
 from brain2text.cli import main
 from brain2text.config import load_config
