@@ -1,6 +1,5 @@
 import json
 
-
 from brain2text.cli import main
 from brain2text.config import load_config
 from brain2text.models.info import model_info
