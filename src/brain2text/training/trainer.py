@@ -51,8 +51,13 @@ class TrainResult:
 
 def make_accelerator(cfg: Config):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import DistributedDataParallelKwargs
 
+    # Accelerate keeps one state per process; a second training in the same process (a notebook, the
+    # demo, tests) may use another precision or accumulation, so start from a clean one.
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.train.mixed_precision,
                        gradient_accumulation_steps=cfg.train.grad_accum,
                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
