@@ -5,7 +5,8 @@ subtract it (``residual = residual - quantized``). Written for speed on CPUs:
 
 * nearest code by one ``addmm`` per level: argmin ||x - c||^2 = argmin (||c||^2 - 2 x.c), the ||x||^2
   term dropped (it does not change the argmin); no pairwise differences, no one-hot matmuls;
-* EMA codebook statistics with ``bincount`` / ``index_add_`` (O(N*D), not another N x K x D product);
+* EMA codebook statistics with ``bincount`` / ``index_put_(accumulate=True)`` (O(N*D), not another
+  N x K x D product; ``index_add_`` was ~5x slower on CPU);
 * one straight-through estimator on the sum of all levels (gradient = identity to the input).
 
 Losses: commitment ||x - sg(q)||^2 per level (times ``commitment_weight``), plus, for codebooks
@@ -65,7 +66,7 @@ def kmeans(x: torch.Tensor, k: int, n_iters: int, generator=None) -> tuple[torch
     for _ in range(n_iters):
         idx = nearest_codes(x, centroids)
         counts = torch.bincount(idx, minlength=k).to(x.dtype)
-        sums = torch.zeros_like(centroids).index_add_(0, idx, x)
+        sums = torch.zeros_like(centroids).index_put_((idx,), x, accumulate=True)
         used = counts > 0
         centroids[used] = sums[used] / counts[used, None]
     return centroids, counts
@@ -231,11 +232,15 @@ class ResidualVQ(nn.Module):
         decay = self.cfg.usage_decay
         self.usage[q].mul_(decay).add_(counts, alpha=1 - decay)
         if self.cfg.ema:
-            sums = _all_reduce(torch.zeros(k, residual.shape[1], device=residual.device, dtype=residual.dtype)
-                               .index_add_(0, idx, residual * w[:, None]))
             d = self.cfg.ema_decay
             self.ema_count[q].mul_(d).add_(counts, alpha=1 - d)
-            self.ema_sum[q].mul_(d).add_(sums, alpha=1 - d)
+            self.ema_sum[q].mul_(d)
+            # index_put_(accumulate=True): several times faster than index_add_ on CPU
+            if _distributed():
+                sums = torch.zeros_like(self.ema_sum[q]).index_put_((idx,), residual * w[:, None], accumulate=True)
+                self.ema_sum[q].add_(_all_reduce(sums), alpha=1 - d)
+            else:
+                self.ema_sum[q].index_put_((idx,), residual * (w * (1 - d))[:, None], accumulate=True)
             self.codebooks[q].copy_(self.ema_sum[q] / self.ema_count[q].clamp(min=1e-5)[:, None])
         self._restart_dead(q, residual[valid])
 
