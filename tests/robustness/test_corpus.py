@@ -495,7 +495,7 @@ def c_train_output_dir_read_only(ctx):
 @case
 def c_train_bids_without_subjects(ctx):
     (ctx.w / "bids").mkdir()
-    return Case(ctx.train(TINY, f"data.bids_root={ctx.w / 'bids'}", script=True), ["bids", "no subjects"], sub=True)
+    return Case(ctx.train(TINY, f"data.bids_root={ctx.w / 'bids'}", script=True), ["bids", "no subjects"])
 
 
 @case
