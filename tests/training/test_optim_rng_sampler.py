@@ -105,3 +105,16 @@ def test_sampler_epochs_are_permutations_and_ranks_disjoint():
     r1 = _take(ResumableBatchSampler(8, 2, seed=1, rank=1, world_size=2), 2)
     seen = [i for b in r0 + r1 for i in b]
     assert sorted(seen) == list(range(8))
+
+
+def test_config_hash_ignores_logging_and_other_modes_but_not_training_settings():
+    from brain2text.config import load_config
+    from brain2text.training.run_dir import config_hash
+
+    base = config_hash(load_config(None), "full", None)
+    for same in (["train.eval_every=7", "train.keep_last=9", "data.cache_dir=/elsewhere", "decoding.num_beams=9",
+                  "train.multi_phase=[{name: a, steps: 1}]"],):
+        assert config_hash(load_config(None, same), "full", None) == base
+    for other in (["train.seed=1"], ["train.full=[{name: a, steps: 1}]"], ["encoder.d_model=64", "encoder.n_heads=4"]):
+        assert config_hash(load_config(None, other), "full", None) != base
+    assert config_hash(load_config(None), "multi_phase", None) != base

@@ -22,8 +22,10 @@ RUN_FILE = "run.json"
 RUN_KIND = "brain2text-train"
 CHECKPOINTS_DIR = "checkpoints"
 # Settings that may change between a run and its resumption without changing the trained weights.
-_NOT_HASHED = {"train": ("eval_every", "save_every", "keep_last", "n_val_generations", "num_workers", "best_metric"),
-               "eval": None, "decoding": None}
+_NOT_HASHED = {"train": ("eval_every", "save_every", "keep_last", "n_val_generations", "val_batches", "log_every",
+                         "num_workers", "best_metric"),
+               "data": ("cache_dir",), "eval": None, "decoding": None}
+_MODES = ("multi_phase", "full", "distill")
 
 
 def config_hash(cfg: Config, mode: str, teacher: str | None) -> str:
@@ -35,6 +37,9 @@ def config_hash(cfg: Config, mode: str, teacher: str | None) -> str:
         else:
             for k in keys:
                 tree[section].pop(k, None)
+    for other in _MODES:  # only this mode's phases shape this run
+        if other != mode:
+            tree["train"].pop(other, None)
     tree["_mode"] = mode
     tree["_teacher"] = str(Path(teacher).resolve()) if teacher else None
     blob = json.dumps(tree, sort_keys=True, default=str).encode("utf-8")
