@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from brain2text.config import RVQConfig
-from brain2text.models.rvq import ResidualVQ
+from brain2text.models.rvq import ResidualVQ, nearest_codes
 
 
 def _rvq(**kw):
@@ -48,8 +48,10 @@ def test_straight_through_and_learned_codebook_gradients():
 def test_index_agreement_with_brute_force():
     torch.manual_seed(0)
     rvq = _rvq(codebook_size=256, dim=32, init="random").eval()
-    x = torch.randn(8, 50, 32)
+    x = torch.randn(8, 100, 32)
     codes = rvq.encode(x).reshape(-1, 3)
+    flat = x.reshape(-1, 32)
+    assert torch.equal(nearest_codes(flat, rvq.codebooks[0], chunk=100), nearest_codes(flat, rvq.codebooks[0]))
     residual = x.reshape(-1, 32).double()
     for q in range(3):
         book = rvq.codebooks[q].double()

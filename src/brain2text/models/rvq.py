@@ -52,11 +52,20 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def nearest_codes(x: torch.Tensor, codebook: torch.Tensor, code_sq: torch.Tensor | None = None) -> torch.Tensor:
-    """Index of the nearest code for each row of ``x`` (N, D) in ``codebook`` (K, D): (N,) long."""
+def nearest_codes(x: torch.Tensor, codebook: torch.Tensor, code_sq: torch.Tensor | None = None,
+                  chunk: int = 4096) -> torch.Tensor:
+    """Index of the nearest code for each row of ``x`` (N, D) in ``codebook`` (K, D): (N,) long.
+
+    Rows go in chunks of ``chunk`` only to bound the (chunk, K) score memory for very long inputs
+    (smaller chunks were not faster on CPU).
+    """
     if code_sq is None:
         code_sq = codebook.pow(2).sum(1)
-    return torch.addmm(code_sq, x, codebook.t(), beta=1.0, alpha=-2.0).argmin(1)  # (N, K) -> (N,)
+    books_t = codebook.t()
+    if x.shape[0] <= chunk:
+        return torch.addmm(code_sq, x, books_t, alpha=-2.0).argmin(1)  # (N, K) -> (N,)
+    return torch.cat([torch.addmm(code_sq, x[i:i + chunk], books_t, alpha=-2.0).argmin(1)
+                      for i in range(0, x.shape[0], chunk)])
 
 
 def kmeans(x: torch.Tensor, k: int, n_iters: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,18 +173,15 @@ class ResidualVQ(nn.Module):
         codes, commit, ent = [], residual.new_zeros(()), residual.new_zeros(())
         for q in range(self.cfg.n_codebooks):
             codebook = self.codebooks[q]
-            code_sq = codebook.detach().pow(2).sum(1)
-            scores = torch.addmm(code_sq, residual.detach(), codebook.detach().t(), alpha=-2.0)  # (N, K)
-            idx = scores.argmin(1)
+            idx, ent_q = self._search(codebook, residual, valid, entropy)
             chosen = F.embedding(idx, codebook)  # (N, D)
             if self.training or torch.is_grad_enabled():
                 err = ((residual - chosen.detach()) ** 2).mean(1)
                 commit = commit + self.cfg.commitment_weight * (err * weight).sum() / n_valid
                 if not self.cfg.ema:
                     commit = commit + (((residual.detach() - chosen) ** 2).mean(1) * weight).sum() / n_valid
-            if entropy:  # EMA updates the codebook in place below: keep autograd's copy intact
-                book = codebook.detach().clone() if self.cfg.ema and self.training and self.update_codebooks else codebook
-                ent = ent + self._entropy(residual, book, code_sq, valid)
+            if ent_q is not None:
+                ent = ent + ent_q
             if self.training and self.update_codebooks:
                 self._update(q, residual.detach(), idx, valid)
             residual = residual - chosen.detach()
@@ -183,9 +189,17 @@ class ResidualVQ(nn.Module):
             codes.append(idx)
         return quantized.reshape(b, t, d), torch.stack(codes, 1).reshape(b, t, -1), commit, ent
 
-    def _entropy(self, residual, codebook, code_sq, valid):
-        """Mean per-token entropy minus entropy of the mean assignment (soft, over real tokens)."""
-        logits = 2.0 * residual[valid] @ codebook.t() - code_sq  # -(distance) up to a per-row constant
+    def _search(self, codebook, residual, valid, entropy):
+        """Nearest codes (N,), plus the entropy loss from the same distance product when asked."""
+        if not entropy:
+            return nearest_codes(residual.detach(), codebook.detach()), None
+        book = codebook.detach().clone() if self.cfg.ema else codebook  # EMA updates codebooks in place later
+        scores = torch.addmm(book.pow(2).sum(1), residual, book.t(), alpha=-2.0)  # (N, K), with gradients
+        return scores.detach().argmin(1), self._entropy(-scores[valid])
+
+    @staticmethod
+    def _entropy(logits: torch.Tensor) -> torch.Tensor:
+        """Mean per-token entropy minus entropy of the mean soft assignment; logits (N, K) = -distance."""
         log_probs = torch.log_softmax(logits.float(), dim=1)  # (N, K)
         probs = log_probs.exp()
         per_token = -(probs * log_probs).sum(1).mean()
