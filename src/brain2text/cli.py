@@ -43,8 +43,16 @@ def _load(name: str):
         raise
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line ``error: ...`` too (exit 2), like every other user error."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="brain2text",
         description="Decode the text people heard from MEG, with honest evaluation.",
     )
@@ -63,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2

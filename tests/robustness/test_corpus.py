@@ -609,6 +609,32 @@ def c_synth_out_read_only_dir(ctx):
                 cleanup=lambda: release_dir(ro))
 
 
+# ----------------------------------------------------------------------------- usage errors (argparse)
+@case
+def c_usage_infer_sfreq_not_a_number(ctx):
+    return Case(ctx.infer(_good(ctx), "--sfreq", "fast", script=True), ["argument --sfreq", "invalid float value"], sub=True)
+
+
+@case
+def c_usage_evaluate_unknown_split(ctx):
+    return Case([*ctx.evaluate(), "--split", "holdout"], ["argument --split", "invalid choice: 'holdout'"])
+
+
+@case
+def c_usage_synth_unknown_story(ctx):
+    return Case(_synth(ctx, "--stories", "moby_dick"), ["argument --stories", "invalid choice: 'moby_dick'"])
+
+
+@case
+def c_usage_train_missing_arguments(ctx):
+    return Case(["train.py", "--mode", "full"], ["required", "--config", "--output_dir"])
+
+
+@case
+def c_usage_inspect_unknown_flag(ctx):
+    return Case(["inspect", str(_good(ctx)), "--sampling-rate", "100"], ["unrecognized arguments: --sampling-rate"])
+
+
 # ------------------------------------------------------------------------------------------- runner
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
