@@ -244,6 +244,32 @@ def c_sidecar_wrong_channel_names(ctx):
 
 
 @case
+def c_empty_ctf_ds_folder(ctx):
+    (ctx.w / "rec.ds").mkdir()
+    return Case(["inspect", str(ctx.w / "rec.ds")], ["rec.ds", "cannot read as a recording"])
+
+
+@case
+def c_transposed_npy(ctx):
+    return Case(["inspect", str(_npy(ctx, "long.npy", np.zeros((20000, 8), np.float32))), "--sfreq", "100"],
+                ["long.npy", "looks transposed"])
+
+
+@case
+def c_sidecar_unknown_channel_type(ctx):
+    rec = _good(ctx)
+    rec.with_suffix(".json").write_text(json.dumps({"sfreq": 100, "ch_types": "squid"}))
+    return Case(["inspect", str(rec)], ["rec.json", "invalid ch_types"])
+
+
+@case
+def c_events_empty_file(ctx):
+    rec = recording_with_events(ctx.w, [])
+    (ctx.w / "sub-01_task-0_events.tsv").write_bytes(b"")
+    return Case(["inspect", str(rec)], ["sub-01_task-0_events.tsv", "events file is empty"])
+
+
+@case
 def c_missing_file(ctx):
     return Case(["inspect", str(ctx.w / "nowhere.fif")], ["nowhere.fif", "not found"])
 
@@ -540,6 +566,18 @@ def c_evaluate_output_is_markdown(ctx):
 @case
 def c_evaluate_bad_override(ctx):
     return Case(ctx.evaluate("eval.n_bootstrap=0"), ["eval.n_bootstrap must be >= 1"], watch=[ctx.setup.model_dir])
+
+
+@case
+def c_evaluate_yaml_wrong_type(ctx):
+    cfg = ctx.yaml("eval:\n  controls: noise\n")
+    return Case([*ctx.evaluate(), "--config", str(cfg)], ["config.yaml", "'eval.controls' must be a list"])
+
+
+@case
+def c_infer_input_is_a_folder(ctx):
+    (ctx.w / "recordings").mkdir()
+    return Case(ctx.infer(ctx.w / "recordings"), ["recordings", "is a directory"], watch=[ctx.setup.model_dir])
 
 
 @case
