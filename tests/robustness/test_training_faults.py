@@ -179,3 +179,34 @@ def test_sigint_writes_a_clean_checkpoint_then_exits(tmp_path):
     assert len(found) == 1 and not list((out / "checkpoints").glob(".step-*"))
     state = ck.load_checkpoint(found[0][1]).state
     assert 0 < state["global_step"] < 100000 and state["optimizer"] is not None
+
+
+def test_kill_between_the_renames_of_best_model_is_repaired(tmp_path, monkeypatch, reference):
+    """The on-disk state a SIGKILL leaves inside ``atomic_directory`` while replacing best_model: the old
+    copy moved aside (``.best_model.old-PID``), the new one still a temporary. The rerun brings the old
+    one back with a warning, drops the temporary, and ends bit-identical."""
+    out = tmp_path / "run"
+    _stop_at(monkeypatch, 5)
+    with pytest.raises(TrainingInterrupted):
+        _train(out)
+    monkeypatch.undo()
+    old_bytes = _bytes(out, "best_model")
+    (out / "best_model").rename(out / ".best_model.old-4242")
+    half = out / ".best_model.k1ll3d.tmp"
+    half.mkdir()
+    (half / "brain2text.safetensors").write_bytes(b"\0" * 7)
+    real_export = Trainer._export
+    seen = {}
+
+    def export(self, name, info):  # look at best_model just before the run first replaces it
+        seen.setdefault("best", _bytes(out, "best_model") if (out / "best_model").is_dir() else None)
+        return real_export(self, name, info)
+
+    monkeypatch.setattr(Trainer, "_export", export)
+    with pytest.warns(UserWarning) as caught:
+        _train(out)
+    messages = [str(w.message) for w in caught]
+    assert any("restoring best_model from .best_model.old-4242" in m for m in messages), messages
+    assert any("removing .best_model.k1ll3d.tmp" in m for m in messages), messages
+    assert seen["best"] == old_bytes  # restored whole before anything else touched it
+    _assert_same_as_reference(out, reference)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,8 @@ def repair_model_dirs(output_dir: Path, names: tuple[str, ...] = ("best_model", 
         if olds and not (output_dir / name).exists():
             warnings.warn(f"restoring {name} from {olds[-1].name} (a previous run was killed while replacing it)", stacklevel=2)
             os.replace(olds[-1], output_dir / name)
+            olds = olds[:-1]
+        # what a kill leaves besides: the half-written new copy, or the old one not yet deleted
+        for leftover in [*olds, *output_dir.glob(f".{name}.*.tmp")]:
+            warnings.warn(f"removing {leftover.name}, left by a run killed while writing {name}", stacklevel=2)
+            shutil.rmtree(leftover, ignore_errors=True)
