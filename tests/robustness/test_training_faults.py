@@ -159,6 +159,7 @@ def test_every_checkpoint_corrupt_is_a_clear_error_and_touches_no_model(tmp_path
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000004.corrupt", "step-0000005.corrupt"]
 
 
+@pytest.mark.slow  # a subprocess of the stand-in (~8 s); SIGTERM, same handler, runs in tests/training/test_resume.py
 def test_sigint_writes_a_clean_checkpoint_then_exits(tmp_path):
     script = Path(__file__).resolve().parents[1] / "training" / "training_standins.py"
     out = tmp_path / "run"
