@@ -16,7 +16,7 @@ import sys
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (its data section decides the split; default: built-in defaults)")
     p.add_argument("--out", default=None, help="output directory (default: the config's decoder.model_name_or_path)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 600)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 300)")
     p.add_argument("--text-dir", default=None, help="folder of the story texts (default: as `brain2text synth`)")
     p.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
     p.add_argument("--json", action="store_true", help="print the training record as JSON")
