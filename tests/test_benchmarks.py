@@ -1,0 +1,66 @@
+"""The benchmark suite runs (``--quick``) and writes valid results; ``benchmarks/gpu.py --tiny`` runs on the CPU.
+
+Benchmarks are not tests: nothing here checks a speed, only that every benchmark ran without error
+and that the JSON and Markdown hold what the README's table is made from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+IDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
+
+
+def _run(args: list[str], tmp_path: Path, timeout: int) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_quick_suite_writes_results_json_and_markdown(tmp_path):
+    out = tmp_path / "results.json"
+    proc = _run(["-m", "benchmarks", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")], tmp_path, 600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert record["quick"] is True
+    assert record["machine"]["cores"] >= 1 and record["machine"]["cpu"]
+    assert record["versions"]["torch"] and record["versions"]["mne"]
+    rows = {r["id"]: r for r in record["results"]}
+    assert sorted(set(rows)) == IDS
+    for r in record["results"]:
+        assert r["error"] is None, (r["id"], r["error"])
+        assert isinstance(r["figure"], float) and r["figure"] > 0, r
+        assert r["passed"] in (True, False) and r["target"] > 0 and r["measured"] and r["baseline"]
+    assert rows["B1"]["details"]["index_agreement_pct"] == 100.0  # same codebooks => same codes
+    assert rows["B6"]["details"]["child"]["vm_hwm_gb"] > 0
+    memory = record["full_size_memory"]["memory_gb"]
+    assert memory["inference"] > 10 and "multi_phase/end_to_end" in memory
+    table = out.with_suffix(".md").read_text()
+    assert table.count("\n| B") == len(record["results"]) and "| inference |" in table
+
+
+def test_only_selects_benchmarks_and_unknown_ids_run_nothing(tmp_path):
+    out = tmp_path / "r.json"
+    proc = _run(["-m", "benchmarks", "--quick", "--only", "B3", "--out", str(out), "--workdir", str(tmp_path)], tmp_path, 300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert [r["id"] for r in record["results"]] == ["B3"] and "full_size_memory" not in record
+
+
+def test_gpu_script_tiny_runs_on_cpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    proc = _run(["benchmarks/gpu.py", "--tiny", "--out", str(out)], tmp_path, 300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert record["tiny"] is True and record["device"] == "cpu"
+    phase3, enc = record["results"]
+    assert phase3["decoder_tokens_per_step"] > phase3["meg_tokens_per_step"] > 0
+    assert phase3["flops_per_step"] > 0 and phase3["peak_tflops_used"] == 989.0 and 0 < phase3["mfu_pct"] < 100
+    assert enc["meg_tokens_per_s"] > 0
