@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
         return 130
-    speeds = ", ".join(f"{name} {v:.2f} steps/s" for name, v in result.steps_per_second.items())
+    speeds = ", ".join(f"{name} {v:.3g} steps/s ({result.cpu_seconds_per_step.get(name, 0):.3g} CPU-s/step)"
+                       for name, v in result.steps_per_second.items())
     best = result.best
     print(f"done: {result.global_step} steps in {args.output_dir} ({speeds})")
     if best.get("value") is not None:

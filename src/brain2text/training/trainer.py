@@ -47,6 +47,7 @@ class TrainResult:
     global_step: int
     best: dict[str, Any]
     steps_per_second: dict[str, float] = field(default_factory=dict)
+    cpu_seconds_per_step: dict[str, float] = field(default_factory=dict)
 
 
 def make_accelerator(cfg: Config):
@@ -75,7 +76,7 @@ class Trainer:
         self.excluded = excluded_parameter_names(objective, self.model, plan)
         self.global_step, self.offset = 0, 0
         self.best: dict[str, Any] = {"metric": cfg.train.best_metric, "value": None, "step": None}
-        self.timing: dict[str, list[float]] = {}  # phase -> [steps, seconds]
+        self.timing: dict[str, list[float]] = {}  # phase -> [steps, wall seconds, CPU seconds of this process]
         self.resume_optimizer: tuple | None = None
         self.stop_signal: int | None = None
         self.warned_metric = False
@@ -103,10 +104,15 @@ class Trainer:
         finally:
             self._restore_signal_handlers(previous)
             self.logger.close()
-        return TrainResult(self.output_dir, self.global_step, dict(self.best), self.steps_per_second())
+        return TrainResult(self.output_dir, self.global_step, dict(self.best), self.steps_per_second(),
+                           self.cpu_seconds_per_step())
 
     def steps_per_second(self) -> dict[str, float]:
-        return {name: steps / secs for name, (steps, secs) in self.timing.items() if secs > 0}
+        return {name: t[0] / t[1] for name, t in self.timing.items() if t[1] > 0}
+
+    def cpu_seconds_per_step(self) -> dict[str, float]:
+        """CPU time per step (all threads): a load-independent cost figure on a shared machine."""
+        return {name: t[2] / t[0] for name, t in self.timing.items() if t[0] > 0 and len(t) > 2}
 
     def _run_phase(self, index: int, start: int) -> None:
         phase = self.plan.phases[index]
@@ -130,18 +136,18 @@ class Trainer:
                    unit="step", disable=not self.is_main, file=sys.stderr, dynamic_ncols=True)
         try:
             for step in range(start, phase.steps):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 losses = self._train_step(wrapped, prepared_opt, scheduler, params, batches, phase)
-                self._count_time(phase.name, time.perf_counter() - t0)
+                self._count_time(phase.name, time.perf_counter() - t0, time.process_time() - c0)
                 bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
                 bar.update(1)
                 self._after_step(index, step + 1, losses, optimizer, scheduler)
         finally:
             bar.close()
 
-    def _count_time(self, name: str, seconds: float) -> None:
-        steps, secs = self.timing.get(name, [0, 0.0])
-        self.timing[name] = [steps + 1, secs + seconds]
+    def _count_time(self, name: str, seconds: float, cpu_seconds: float) -> None:
+        steps, secs, cpu = (self.timing.get(name, []) + [0, 0.0, 0.0][len(self.timing.get(name, [])):])[:3]
+        self.timing[name] = [steps + 1, secs + seconds, cpu + cpu_seconds]
 
     def _train_step(self, wrapped, optimizer, scheduler, params, batches, phase: PhaseConfig) -> dict[str, float]:
         self.objective.train()
@@ -177,7 +183,7 @@ class Trainer:
         phase_end = phase_step == phase.steps
         if step % tc.log_every == 0 or phase_end:
             lr = scheduler.get_last_lr()[0] if scheduler is not None else 0.0
-            steps, secs = self.timing.get(phase.name, [0, 0.0])
+            steps, secs = self.timing.get(phase.name, [0, 0.0])[:2]
             self.logger.log(step, phase.name, "train", {**losses, "lr": lr, "steps_per_s": steps / secs if secs else 0.0})
         if step % tc.eval_every == 0 or phase_end:
             self._validate(index)
@@ -313,6 +319,7 @@ class Trainer:
             plot_history(self.output_dir)
             atomic_write_json(self.output_dir / "train_summary.json", {
                 "global_step": self.global_step, "best": self.best, "steps_per_second": self.steps_per_second(),
+                "cpu_seconds_per_step": self.cpu_seconds_per_step(),
                 "final_model": str(final), "best_model": str(self.output_dir / "best_model"),
             })
         self.accelerator.wait_for_everyone()
