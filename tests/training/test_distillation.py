@@ -63,3 +63,35 @@ def test_tokenizer_mismatch_is_a_clear_error(tmp_path):
     check_same_tokenizer(StandInTokenizer(), StandInTokenizer(), tmp_path)
     with pytest.raises(ConfigError, match="tokenizer differs"):
         check_same_tokenizer(StandInTokenizer(), StandInTokenizer(extra=2), tmp_path)
+
+
+def test_student_extra_passes_do_not_update_codebooks_twice():
+    from brain2text.training.objective import TrainingObjective
+
+    from training_standins import StandInModel
+
+    seen = []
+
+    class Student(StandInModel):
+        def __init__(self):
+            super().__init__()
+            self.rvq = torch.nn.Module()
+            self.rvq.update_codebooks = True
+
+        def encode(self, batch):
+            seen.append(self.rvq.update_codebooks)
+            return super().encode(batch)
+
+    from training_standins import standin_data
+
+    data = standin_data()
+    batch = data.collate([data.train[i] for i in range(2)])
+    student, teacher = Student(), StandInModel(d_model=12).eval()
+    obj = TrainingObjective(student, teacher, FeatureMatcher(8, 12))
+    out = obj(batch, {"lm": 1.0, "kd": 1.0, "feature": 1.0})
+    assert set(out) >= {"lm", "kd", "feature", "loss"}
+    assert seen[0] is True and seen[1:] and not any(seen[1:])  # only the model's own pass updates
+    assert student.rvq.update_codebooks is True
+    seen.clear()
+    obj(batch, {"kd": 1.0})  # no model loss: the distillation pass is the one that updates
+    assert seen == [True]

@@ -7,6 +7,8 @@ neither trained, nor saved, nor synchronised by DDP.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -38,7 +40,7 @@ class TrainingObjective(nn.Module):
             total = out["loss"]
         kd_w, feat_w = losses.get("kd", 0.0), losses.get("feature", 0.0)
         if kd_w > 0 or feat_w > 0:
-            extra = self._distill(batch, kd_w > 0, feat_w > 0)
+            extra = self._distill(batch, kd_w > 0, feat_w > 0, freeze_codebooks=bool(model_weights))
             out.update(extra)
             for name, w in (("kd", kd_w), ("feature", feat_w)):
                 if name in extra:
@@ -46,10 +48,14 @@ class TrainingObjective(nn.Module):
         out["loss"] = total
         return out
 
-    def _distill(self, batch: MEGBatch, want_kd: bool, want_feature: bool) -> dict[str, torch.Tensor]:
+    def _distill(self, batch: MEGBatch, want_kd: bool, want_feature: bool, freeze_codebooks: bool) -> dict[str, torch.Tensor]:
         teacher = self.teacher
         if teacher is None:
             raise RuntimeError("distillation losses need a teacher")
+        with _codebooks_frozen(self.model, freeze_codebooks):
+            return self._distill_terms(teacher, batch, want_kd, want_feature)
+
+    def _distill_terms(self, teacher, batch: MEGBatch, want_kd: bool, want_feature: bool) -> dict[str, torch.Tensor]:
         out = {}
         if want_kd:
             with torch.no_grad():
@@ -64,3 +70,19 @@ class TrainingObjective(nn.Module):
             s_enc = self.model.encode(batch)
             out["feature"] = self.matcher(s_enc.tokens, t_enc.tokens, t_enc.mask)
         return out
+
+
+@contextlib.contextmanager
+def _codebooks_frozen(model: nn.Module, freeze: bool):
+    """The student's extra encoder passes for kd/feature must not update the EMA codebooks a second
+    time in one step (the model's own forward already did)."""
+    rvq = getattr(model, "rvq", None)
+    flag = getattr(rvq, "update_codebooks", None)
+    if flag is None or not freeze:
+        yield
+        return
+    rvq.update_codebooks = False
+    try:
+        yield
+    finally:
+        rvq.update_codebooks = flag
