@@ -59,9 +59,11 @@ def _train(cfg, mode, output_dir, resume, teacher_dir, build_model_fn, build_dat
     teacher_tok = check_teacher_args(mode, teacher_dir)
     digest = config_hash(cfg, mode, teacher_dir if mode == "distill" else None)
     has_run = check_output_dir(output_dir, digest, resume)
-    # the data before the model: a bad dataset stops in one line, not after the decoder's loading messages
-    data = (build_data_fn or build_training_data)(cfg)
     accelerator = make_accelerator(cfg)
+    # the data before the model: a bad dataset stops in one line, not after the decoder's loading messages;
+    # one process builds the preprocessing cache, the others then read it
+    with accelerator.main_process_first():
+        data = (build_data_fn or build_training_data)(cfg)
     if cfg.train.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (no-op on CPU)
         torch.use_deterministic_algorithms(True, warn_only=True)
