@@ -114,7 +114,11 @@ class NpyRaw(mne.io.BaseRaw):
 
     def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):  # MNE's reader hook
         array = np.load(self.filenames[fi], mmap_mode="r", allow_pickle=False)
-        _mult_cal_one(data, np.asarray(array[:, start:stop], dtype=np.float64), idx, cals, mult)
+        if mult is None:  # only the requested rows: a channel chunk of a one-hour file, not all 208 as float64
+            rows = np.arange(array.shape[0])[idx]
+            _mult_cal_one(data, np.asarray(array[rows, start:stop], dtype=np.float64), slice(None), cals, mult)
+        else:  # projectors mix channels: MNE needs every row
+            _mult_cal_one(data, np.asarray(array[:, start:stop], dtype=np.float64), idx, cals, mult)
 
 
 def _read_npy(path: Path, sfreq: float | None) -> mne.io.BaseRaw:
