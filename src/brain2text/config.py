@@ -310,6 +310,7 @@ class EvalConfig:
     batch_size: int = _help("Sentences decoded at once.", 16)
     controls: list[str] = _help("Controls decoded beside the MEG: noise, shuffled, no_meg.", factory=lambda: ["noise", "shuffled", "no_meg"])
     max_sentences: int = _help("Evaluate at most this many test examples (0 = all).", 0)
+    retrieval: bool = _help("Rank each true sentence among all evaluated sentences by model likelihood (top-1/top-10); costs N x K scorings.", True)
 
     def __post_init__(self):
         bad = [c for c in self.controls if c not in ("noise", "shuffled", "no_meg")]
@@ -317,7 +318,6 @@ class EvalConfig:
             raise ConfigError(f"eval.controls: unknown control(s) {bad}")
         if self.n_bootstrap < 1:
             raise ConfigError("eval.n_bootstrap must be >= 1")
-    retrieval: bool = _help("Rank each true sentence among all evaluated sentences by model likelihood (top-1/top-10); costs N x K scorings.", True)
         if self.bertscore_num_layers < 0 or self.batch_size < 1 or self.max_sentences < 0:
             raise ConfigError("eval.bertscore_num_layers and eval.max_sentences must be >= 0, eval.batch_size >= 1")
 
