@@ -46,12 +46,16 @@ def test_quick_suite_writes_results_json_and_markdown(tmp_path):
     assert table.count("\n| B") == len(record["results"]) and "| inference |" in table
 
 
-def test_only_selects_benchmarks_and_unknown_ids_run_nothing(tmp_path):
+def test_only_selects_benchmarks_and_unknown_ids_are_one_line_errors(tmp_path):
     out = tmp_path / "r.json"
     proc = _run(["-m", "benchmarks", "--quick", "--only", "B3", "--out", str(out), "--workdir", str(tmp_path)], tmp_path, 300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.read_text())
     assert [r["id"] for r in record["results"]] == ["B3"] and "full_size_memory" not in record
+    bad = tmp_path / "bad.json"
+    proc = _run(["-m", "benchmarks", "--only", "B3,B9", "--out", str(bad)], tmp_path, 120)
+    assert proc.returncode == 2 and not bad.exists()
+    assert proc.stderr.strip().splitlines() == ["error: --only: unknown benchmark(s) B9; known: B1, B2, B3, B4, B5, B6, B7, B8, memory"]
 
 
 def test_gpu_script_tiny_runs_on_cpu(tmp_path):

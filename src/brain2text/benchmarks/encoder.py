@@ -47,15 +47,39 @@ def _one(name: str, sizes: dict, batch_shape: tuple, s: Settings) -> Result:
     n = 1024
     a, b = torch.randn(n, n), torch.randn(n, n)
     t = compare({"encoder": lambda: _step(enc, batch), "mm": lambda: torch.mm(a, b)}, s.repeats, s.warmup)
+    single = _single_thread(lambda: _step(enc, batch), lambda: torch.mm(a, b), s)
+    single["fraction_pct"] = 100 * (flops / single["encoder_cpu_s"]) / (2.0 * n**3 / single["mm_cpu_s"])
     rate = flops / t["encoder"]["median_s"]
     mm_rate = 2.0 * n**3 / t["mm"]["median_s"]
     frac = rate / mm_rate * 100
     params = sum(p.numel() for p in enc.parameters())
     return Result("B4", f"encoder fwd+bwd, {name} size", frac, "%", 50.0,
-                  measured=f"{rate / 1e9:.1f} GFLOP/s ({flops / 1e9:.2f} GFLOP/step, {t['encoder']['median_s'] * 1e3:.0f} ms)",
+                  measured=f"{rate / 1e9:.1f} GFLOP/s ({flops / 1e9:.2f} GFLOP/step, {t['encoder']['median_s'] * 1e3:.0f} ms); "
+                           f"one thread, CPU time: {single['fraction_pct']:.0f}% of mm",
                   baseline=f"torch.mm {n}^3 fp32 {mm_rate / 1e9:.1f} GFLOP/s",
-                  details={"sizes": sizes, "params": params, "batch (B, C, T)": list(batch_shape), "flops_per_step": flops,
-                           "timings": t, "flops_by_op": {str(k): int(v) for k, v in counter.get_flop_counts().get("Global", {}).items()}})
+                  details={"single_thread_cpu_time": single, "sizes": sizes, "params": params,
+                           "batch (B, C, T)": list(batch_shape), "flops_per_step": flops, "timings": t, "flops_by_op": {str(k): int(v) for k, v in counter.get_flop_counts().get("Global", {}).items()}})
+
+
+def _single_thread(step, mm, s: Settings) -> dict:
+    """The same ratio on one thread in process CPU time: a diagnostic that other processes' load barely
+    moves (two-thread wall time on a busy 2-core machine is dominated by threads waiting for each other)."""
+    import statistics
+    import time
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        step(), mm()
+        times = {"encoder_cpu_s": [], "mm_cpu_s": []}
+        for _ in range(max(2, s.repeats // 2)):
+            for key, fn in (("encoder_cpu_s", step), ("mm_cpu_s", mm)):
+                start = time.process_time()
+                fn()
+                times[key].append(time.process_time() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def bench_b4(s: Settings) -> list[Result]:

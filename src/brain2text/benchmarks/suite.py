@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from ..errors import Brain2TextError
 from ..utils.atomic import atomic_write_json, atomic_write_text
 from .common import Result, Settings, load_average, machine, versions
 
@@ -133,6 +134,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     only = {x.strip().upper() if x.strip().lower() != "memory" else "memory" for x in args.only.split(",") if x.strip()}
+    unknown = sorted(only - set(TITLE) - {"memory"})
+    if unknown:
+        raise Brain2TextError(f"--only: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(TITLE)}, memory")
     settings = Settings(quick=args.quick, workdir=args.workdir, repeats=args.repeats or (2 if args.quick else 5))
     record = run_suite(settings, only or None, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     out = Path(args.out)
@@ -144,4 +148,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parse_args(argv))
+    try:
+        return run(parse_args(argv))
+    except Brain2TextError as exc:  # one line, as the brain2text CLI prints it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
