@@ -56,6 +56,7 @@ def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> di
         if only and not (set(ids) & only):
             continue
         log(f"running {', '.join(ids)} ...")
+        load = load_average()
         start = time.perf_counter()
         try:
             results = fn(settings)
@@ -67,6 +68,7 @@ def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> di
             if only and r.id not in only:
                 continue
             r.seconds = round(took / len(results), 2)
+            r.details["load_average_before"] = load
             record["results"].append(r.to_dict())
             log(f"  {r.id} {_figure(r.to_dict())} (target {_target(r.to_dict())}): {r.measured} vs {r.baseline}")
     if not only or "memory" in only:
