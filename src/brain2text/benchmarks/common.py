@@ -90,6 +90,30 @@ def compare(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1)
             for name, t in times.items()}
 
 
+def single_thread_cpu(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median process CPU seconds of each callable on one torch thread (after one warm-up call).
+
+    A diagnostic beside the two-thread wall-clock figures: other processes barely move it, whereas on
+    a busy 2-core machine two threads spend much of their time waiting for each other.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for fn in fns.values():
+            fn()
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(max(1, repeats)):
+            for name, fn in fns.items():
+                start = time.process_time()
+                fn()
+                times[name].append(time.process_time() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
