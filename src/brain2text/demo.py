@@ -1,0 +1,232 @@
+"""The main job in one command, on the embedded default: synthetic MEG-MASC and a tiny model.
+
+Stages (each cached; a second run reuses what is done and says so):
+
+1. write the synthetic MEG-MASC dataset (``brain2text synth``);
+2. pretrain the small decoder on training-split sentences (``brain2text pretrain-lm``);
+3. train brain2text in ``multi_phase`` mode (``python train.py``), sentence-hash split;
+4. evaluate held-out sentences with every control (``brain2text evaluate``), default strategy;
+5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC) the same way;
+6. the held-out-story split: its own decoder pretraining, training and evaluation;
+7. decode one held-out recording with ``python inference.py``;
+8. print the results table.
+
+Every number printed is measured in this run on SYNTHETIC data; no MEG-MASC result is claimed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import Brain2TextError
+from .utils.atomic import atomic_write_json
+
+REPO = Path(__file__).resolve().parents[2]
+BANNER = ("SYNTHETIC DATA: these figures come from brain2text's own synthetic MEG-MASC generator and a tiny "
+          "model trained for minutes on CPU. They test the software and its controls; no MEG-MASC result is claimed.")
+
+
+@dataclass
+class DemoSettings:
+    config: str = "configs/demo.yaml"
+    out: str = "outputs/demo"
+    subjects: int = 2
+    max_seconds: float = 300.0
+    synth_sfreq: float = 200.0
+    snr: float = 1.0
+    seed: int = 0
+    story_split: bool = True
+    strategies: list[str] = field(default_factory=lambda: ["beam", "ctc"])
+    overrides: list[str] = field(default_factory=list)
+
+
+class Stages:
+    """Runs and times named stages; prints progress and whether a stage was reused from cache."""
+
+    def __init__(self, n: int, out: Path):
+        self.n, self.k, self.out = n, 0, out
+        self.timings: dict[str, dict] = {}
+
+    def run(self, name: str, fn, cached: bool = False):
+        self.k += 1
+        print(f"\n[{self.k}/{self.n}] {name}{' (cached: reusing the previous run)' if cached else ''}", flush=True)
+        start = time.perf_counter()
+        result = None if cached else fn()
+        seconds = time.perf_counter() - start
+        self.timings[name] = {"seconds": round(seconds, 1), "cached": cached}
+        print(f"      {name}: {'cached' if cached else f'{seconds:.1f} s'}", flush=True)
+        return result
+
+    def save(self):
+        atomic_write_json(self.out / "timings.json", self.timings)
+
+
+def _cli(argv: list[str]) -> None:
+    from .cli import main
+
+    rc = main(argv)
+    if rc != 0:
+        raise Brain2TextError(f"stage `brain2text {' '.join(argv)}` failed (exit {rc})")
+
+
+def _synth_cached(root: Path, s: DemoSettings) -> bool:
+    desc = root / "dataset_description.json"
+    if not desc.is_file():
+        return False
+    try:
+        params = json.loads(desc.read_text())["SyntheticParameters"]
+    except (OSError, ValueError, KeyError):
+        return False
+    want = {"subjects": s.subjects, "max_seconds": s.max_seconds, "snr": s.snr, "seed": s.seed, "sfreq": s.synth_sfreq}
+    return all(params.get(k) == v for k, v in want.items())
+
+
+def _fresh(product: Path, *inputs: Path) -> bool:
+    """``product`` exists and is newer than every input."""
+    if not product.exists():
+        return False
+    t = product.stat().st_mtime
+    return all(not p.exists() or p.stat().st_mtime <= t for p in inputs)
+
+
+def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: list[str], strategies: list[str]):
+    from .config import load_config
+
+    out = Path(s.out)
+    cfg = load_config(s.config, overrides)
+    lm_dir = cfg.decoder.model_name_or_path
+    stages.run(f"decoder pretraining ({name} split)", lambda: _cli(["pretrain-lm", "--config", s.config, *overrides]))
+    run_dir = out / f"run_{name}"
+    model = run_dir / "best_model"
+    done = (run_dir / "final_model" / "brain2text_config.json").is_file()
+    stages.run(f"training multi_phase ({name} split)",
+               lambda: _cli(["train", "--config", s.config, "--mode", "multi_phase", "--output_dir", str(run_dir), *overrides]),
+               cached=done and _fresh(run_dir / "final_model", Path(lm_dir) / "config.json"))
+    results = {}
+    for strategy in [cfg.decoding.strategy, *[x for x in strategies if x != cfg.decoding.strategy]]:
+        suffix = "" if strategy == cfg.decoding.strategy else f"_{strategy}"
+        metrics = out / f"metrics_{name}{suffix}.json"
+        stages.run(f"evaluation on held-out {name}s, strategy {strategy}, with controls",
+                   lambda: _cli(["evaluate", "--model_path", str(model), "--strategy", strategy,
+                                 "--output_file", str(metrics), *overrides]),
+                   cached=_fresh(metrics, model / "brain2text.safetensors"))
+        results[strategy] = json.loads(metrics.read_text())
+    return results, model, cfg
+
+
+def _held_out_recording(cfg) -> Path:
+    """A recording whose every sentence is held out (the test story), else one holding test sentences."""
+    from .data.cache import build_cache
+
+    example_set = build_cache(cfg.data, progress=False)
+    by_rec: dict[int, set] = {}
+    for ex in example_set.examples:
+        by_rec.setdefault(ex["recording"], set()).add(ex["split"])
+    ranked = sorted(by_rec, key=lambda r: (by_rec[r] != {"test"}, "test" not in by_rec[r], r))
+    if not ranked or "test" not in by_rec[ranked[0]]:
+        raise Brain2TextError("no recording with held-out test sentences", cfg.data.bids_root)
+    return Path(example_set.recordings[ranked[0]]["path"])
+
+
+def _infer_one(stages: Stages, s: DemoSettings, model: Path, cfg) -> Path:
+    path = _held_out_recording(cfg)
+    out = Path(s.out) / "inference.json"
+    cmd = [sys.executable, str(REPO / "inference.py"), "--model_path", str(model), "--input_file", str(path),
+           "--output_file", str(out)]
+
+    def run():
+        print("      $ python " + " ".join(str(c) for c in cmd[1:]), flush=True)
+        proc = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if proc.returncode != 0:
+            raise Brain2TextError(f"inference.py failed (exit {proc.returncode})", path)
+
+    stages.run("inference.py on one held-out recording", run, cached=_fresh(out, model / "brain2text.safetensors"))
+    return out
+
+
+def _pct(x) -> str:
+    return "  --  " if x is None else f"{100 * x:5.1f}"
+
+
+def results_table(title: str, result: dict) -> str:
+    """MEG vs controls (WER, BLEU-1, BLEU-4, ROUGE-L, BERTScore, top-1) with MEG-minus-control intervals."""
+    keys = [("wer", "WER"), ("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rougeL_f", "ROUGE-L"),
+            ("bertscore_f1", "BERTSc."), ("top1", "top-1")]
+    lines = [f"{title}: {result['n_sentences']} held-out examples, strategy {result.get('strategy', '?')}",
+             f"  {'input':<10}" + "".join(f"{h:>18}" for _, h in keys)]
+    rows = [("MEG", result["metrics"], None)] + [(c, result["controls"][c], result["differences"].get(c))
+                                                for c in ("noise", "shuffled", "no_meg") if c in result["controls"]]
+    for name, m, diff in rows:
+        cells = []
+        for k, _ in keys:
+            cell = _pct(m.get(k))
+            if diff and k in diff:
+                lo, hi = diff[k]["ci95"]
+                cell = f"{cell} [{100 * lo:+.0f},{100 * hi:+.0f}]"
+            cells.append(f"{cell:>18}")
+        lines.append(f"  {name:<10}" + "".join(cells))
+    lines.append("  (scores in %; [lo,hi] = 95% paired-bootstrap interval of MEG minus that control)")
+    for metric, lower in (("wer", True), ("bleu4", False)):
+        for c, d in result["differences"].items():
+            lo, hi = d[metric]["ci95"]
+            if not ((hi < 0) if lower else (lo > 0)):
+                lines.append(f"  NOTE: MEG does NOT beat the {c} control on {metric.upper()} (interval includes 0 or favours the control)")
+    return "\n".join(lines)
+
+
+def strategies_summary(results: dict[str, dict]) -> dict:
+    rows = []
+    for strategy, r in results.items():
+        rows.append({"strategy": strategy, "metrics": r["metrics"], "controls": r["controls"],
+                     "differences": r["differences"], "n_sentences": r["n_sentences"]})
+    return {"strategies": rows}
+
+
+def run_demo(s: DemoSettings) -> int:
+    from .config import load_config
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = Path(s.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(s.config, s.overrides)
+    print(BANNER)
+    n = 2 + 3 + (len(s.strategies)) + (3 if s.story_split else 0) + 1
+    stages = Stages(n, out)
+    root = Path(cfg.data.bids_root)
+    stages.run("synthetic MEG-MASC", lambda: _cli(
+        ["synth", "--out", str(root), "--subjects", str(s.subjects), "--max-seconds", str(s.max_seconds),
+         "--sfreq", str(s.synth_sfreq), "--snr", str(s.snr), "--seed", str(s.seed)]), cached=_synth_cached(root, s))
+    sentence, model, cfg_sentence = _train_and_evaluate(stages, s, "sentence", list(s.overrides), s.strategies)
+    default = cfg_sentence.decoding.strategy
+    atomic_write_json(out / "strategies.json", strategies_summary(sentence))
+    story = None
+    infer_model, infer_cfg = model, cfg_sentence
+    if s.story_split:
+        story_over = [*s.overrides, "data.split=story", f"decoder.model_name_or_path={cfg.decoder.model_name_or_path}-story"]
+        story_res, story_model, story_cfg = _train_and_evaluate(stages, s, "story", story_over, [])
+        story = story_res[story_cfg.decoding.strategy]
+        infer_model, infer_cfg = story_model, story_cfg
+    inference = _infer_one(stages, s, infer_model, infer_cfg)
+    stages.save()
+    print("\n" + "=" * 100)
+    print(BANNER)
+    print(results_table("Held-out sentences (sentence-hash split)", sentence[default]))
+    if story is not None:
+        print(results_table("Held-out story (story split)", story))
+    print("\nDecoding strategies on held-out sentences (WER % / BLEU-4 %):")
+    for strategy, r in sentence.items():
+        cells = "  ".join(f"{c}: {_pct(m.get('wer'))} / {_pct(m.get('bleu4'))}"
+                          for c, m in [("MEG", r["metrics"]), *r["controls"].items()])
+        print(f"  {strategy:<6} {cells}")
+    print(f"\nfiles: {out}/metrics_sentence.json (.md, .png), {out}/strategies.json"
+          + (f", {out}/metrics_story.json" if story is not None else "") + f", {inference}, {out}/timings.json")
+    print(f"models: {model}" + (f", {infer_model}" if story is not None else ""))
+    total = sum(t["seconds"] for t in stages.timings.values())
+    print(f"stage times (s): " + ", ".join(f"{k}: {v['seconds']}" for k, v in stages.timings.items()) + f"; total {total:.0f} s")
+    return 0

@@ -1,0 +1,54 @@
+"""The demo's orchestration: caching decisions and the printed table (the full demo runs in `make demo`)."""
+
+import json
+import os
+import time
+
+from brain2text.demo import DemoSettings, _fresh, _synth_cached, results_table, strategies_summary
+
+
+def _result(meg_wer, ctl_wer, ci):
+    m = {"wer": meg_wer, "bleu1": 0.5, "bleu4": 0.1, "rougeL_f": 0.4, "bertscore_f1": 0.6, "top1": 0.2}
+    c = dict(m, wer=ctl_wer, bleu4=0.0)
+    d = {k: {"delta": 0.0, "ci95": [0.01, 0.02]} for k in m}
+    d["wer"] = {"delta": meg_wer - ctl_wer, "ci95": ci}
+    return {"n_sentences": 10, "strategy": "joint", "metrics": m,
+            "controls": {"noise": c, "shuffled": c, "no_meg": c},
+            "differences": {"noise": d, "shuffled": d, "no_meg": d}}
+
+
+def test_table_says_when_meg_does_not_beat_a_control():
+    good = results_table("t", _result(0.3, 0.9, [-0.7, -0.5]))
+    assert "NOTE" not in good and "30.0" in good and "90.0" in good
+    bad = results_table("t", _result(0.8, 0.9, [-0.2, 0.05]))
+    assert "does NOT beat the noise control on WER" in bad
+
+
+def test_strategies_summary_keeps_every_strategy():
+    s = strategies_summary({"joint": _result(0.3, 0.9, [-1, -0.5]), "ctc": _result(0.4, 1.0, [-1, -0.5])})
+    assert [r["strategy"] for r in s["strategies"]] == ["joint", "ctc"]
+    json.dumps(s)
+
+
+def test_synth_cache_matches_parameters(tmp_path):
+    s = DemoSettings()
+    assert not _synth_cached(tmp_path, s)
+    params = {"subjects": s.subjects, "max_seconds": s.max_seconds, "snr": s.snr, "seed": s.seed, "sfreq": s.synth_sfreq}
+    (tmp_path / "dataset_description.json").write_text(json.dumps({"SyntheticParameters": params}))
+    assert _synth_cached(tmp_path, s)
+    params["snr"] = 2.0
+    (tmp_path / "dataset_description.json").write_text(json.dumps({"SyntheticParameters": params}))
+    assert not _synth_cached(tmp_path, s)
+
+
+def test_fresh_compares_mtimes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("x")
+    assert not _fresh(b, a)
+    b.write_text("y")
+    now = time.time()
+    os.utime(a, (now - 10, now - 10))
+    os.utime(b, (now, now))
+    assert _fresh(b, a)
+    os.utime(a, (now + 10, now + 10))
+    assert not _fresh(b, a)
