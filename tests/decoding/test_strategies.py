@@ -54,8 +54,6 @@ def test_joint_weight_one_equals_ctc_prefix_beam(model, batch):
     assert any(joint)
 
 
-@pytest.mark.xfail(reason="generate(strategy='ctc') decodes greedily; joint at weight 1 is prefix beam search "
-                   "(issue 10 asks for prefix beam): Brain2Text.generate should call ctc_prefix_beam_search", strict=False)
 def test_ctc_strategy_equals_joint_weight_one(model, batch):
     ctc = model.generate(batch, DecodingConfig(strategy="ctc", num_beams=3))
     joint = model.generate(batch, DecodingConfig(strategy="joint", num_beams=3, ctc_weight=1.0))
