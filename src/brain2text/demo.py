@@ -112,7 +112,7 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     for strategy in [cfg.decoding.strategy, *[x for x in strategies if x != cfg.decoding.strategy]]:
         suffix = "" if strategy == cfg.decoding.strategy else f"_{strategy}"
         metrics = out / f"metrics_{name}{suffix}.json"
-        stages.run(f"evaluation on held-out {name}s, strategy {strategy}, with controls",
+        stages.run(f"evaluation on the held-out {name} split, strategy {strategy}, with controls",
                    lambda: _cli(["evaluate", "--model_path", str(model), "--strategy", strategy,
                                  "--output_file", str(metrics), *overrides]),
                    cached=_fresh(metrics, model / "brain2text.safetensors"))
