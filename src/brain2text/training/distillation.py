@@ -8,7 +8,7 @@ Two terms, weighted by a phase's ``losses``:
   widths differ (FitNets, Romero et al. 2015), and the teacher's; resampled in time when the two
   encoders emit a different number of tokens.
 
-The teacher runs in ``eval()`` under ``no_grad`` and is never trained. Its tokenizer must equal the
+The teacher runs in eval mode under ``no_grad`` and is never trained. Its tokenizer must equal the
 student's (same vocabulary, same ids), else the logits do not mean the same tokens.
 """
 
