@@ -228,5 +228,5 @@ def run_demo(s: DemoSettings) -> int:
           + (f", {out}/metrics_story.json" if story is not None else "") + f", {inference}, {out}/timings.json")
     print(f"models: {model}" + (f", {infer_model}" if story is not None else ""))
     total = sum(t["seconds"] for t in stages.timings.values())
-    print(f"stage times (s): " + ", ".join(f"{k}: {v['seconds']}" for k, v in stages.timings.items()) + f"; total {total:.0f} s")
+    print("stage times (s): " + ", ".join(f"{k}: {v['seconds']}" for k, v in stages.timings.items()) + f"; total {total:.0f} s")
     return 0

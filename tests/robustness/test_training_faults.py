@@ -13,7 +13,6 @@ Brain2Text, milliseconds per step; tests/training/training_standins.py):
 from __future__ import annotations
 
 import errno
-import os
 import signal
 import sys
 from pathlib import Path
