@@ -69,8 +69,38 @@ def test_infer_errors_are_one_line_and_write_nothing(setup, tmp_path, capsys):
         (["--model_path", str(setup.model_dir), "--input_file", str(bad)], "not a valid .npy file"),
         (["--model_path", str(setup.model_dir), "--input_file", str(tmp_path / "*.fif")], "no file matches"),
         (["--model_path", str(setup.model_dir), "--input_file", str(bad), "--window", "-1"], "--window must be > 0"),
+        (["--model_path", str(setup.model_dir), "--input_file", str(bad), "--threads", "0"], "--threads must be"),
     ]:
         assert main(["infer", *argv, "--output_file", str(out)]) == 2
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and problem in errors[0], errors
     assert not out.exists()
+
+
+def test_threads_change_speed_not_results_and_are_restored(setup, tmp_path):
+    import torch
+
+    rec = next(setup.bids_root.glob("sub-01/ses-0/meg/*_meg.fif"))
+    before = torch.get_num_threads()
+    texts = {}
+    for threads in ("auto", "1", "2"):
+        out = tmp_path / f"t{threads}.json"
+        assert main(["infer", "--model_path", str(setup.model_dir), "--input_file", str(rec), "--output_file", str(out),
+                     "--strategy", "joint", "--threads", threads]) == 0
+        texts[threads] = [s["text"] for s in json.loads(out.read_text())["segments"]]
+        assert torch.get_num_threads() == before
+    assert texts["auto"] == texts["1"] == texts["2"]
+
+
+def test_auto_threads_is_one_for_small_models_on_cpu_only():
+    import torch
+
+    from brain2text.utils.threads import SMALL_MODEL_PARAMS, decode_threads
+
+    small = torch.nn.Linear(10, 10)
+    assert decode_threads(small, None, "cpu") == 1
+    assert decode_threads(small, 3, "cpu") == 3
+    assert decode_threads(small, None, "cuda") == torch.get_num_threads()
+    big = torch.nn.Linear(1, 1)
+    big.weight = torch.nn.Parameter(torch.empty(SMALL_MODEL_PARAMS, 1, device="meta"))
+    assert decode_threads(big, None, "cpu") == torch.get_num_threads()
