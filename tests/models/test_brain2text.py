@@ -104,6 +104,26 @@ def test_sequence_logprob_matches_single_scoring(model):
     assert model.sequence_logprob(batch, cands, meg_mode="none").shape == (2, 3)
 
 
+def test_candidate_scores_are_each_strategys_own_score(model):
+    from brain2text.decoding.ctc import CTCPrefixScorer
+
+    batch = make_batch(lengths=(100, 60))
+    cands = ["the fort", "roy climbed", "zzz"]
+    lm = model.sequence_logprob(batch, cands)
+    enc = model.encode(batch)
+    ctc = torch.tensor([[CTCPrefixScorer(enc.ctc_log_probs[b], len(model.tokenizer), length=int(enc.mask[b].sum()))
+                         .sequence_log_prob(model._text_ids(c)) for c in cands] for b in range(2)])
+    torch.testing.assert_close(model.candidate_scores(batch, cands, DecodingConfig(strategy="beam")), lm)
+    torch.testing.assert_close(model.candidate_scores(batch, cands, DecodingConfig(strategy="ctc")), ctc.float(),
+                               atol=1e-3, rtol=1e-4)
+    joint = model.candidate_scores(batch, cands, DecodingConfig(strategy="joint", ctc_weight=0.3))
+    torch.testing.assert_close(joint, 0.7 * lm + 0.3 * ctc.float(), atol=1e-3, rtol=1e-4)
+    # without MEG: joint is the LM (as its decoding), CTC cannot score
+    none_lm = model.sequence_logprob(batch, cands, meg_mode="none")
+    torch.testing.assert_close(model.candidate_scores(batch, cands, DecodingConfig(strategy="joint"), meg_mode="none"), none_lm)
+    assert model.candidate_scores(batch, cands, DecodingConfig(strategy="ctc"), meg_mode="none") is None
+
+
 def test_lm_logits_follow_hf_convention(model):
     batch = make_batch()
     logits, labels = model.lm_logits(batch)

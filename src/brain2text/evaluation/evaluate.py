@@ -57,10 +57,21 @@ def _supports_meg_mode(fn: Callable) -> bool:
         return False
 
 
-def _candidate_scores(model, batch: MEGBatch, candidates: Sequence[str], meg_mode: str) -> np.ndarray:
-    kwargs = {"meg_mode": meg_mode} if meg_mode != "meg" else {}
-    parts = [model.sequence_logprob(batch, list(candidates[i:i + CANDIDATE_CHUNK]), **kwargs)
-             for i in range(0, len(candidates), CANDIDATE_CHUNK)]
+def _candidate_scores(model, batch: MEGBatch, candidates: Sequence[str], meg_mode: str,
+                      decoding: DecodingConfig) -> np.ndarray | None:
+    """(B, K) scores of every candidate: the decoding strategy's own score where the model has one
+    (``candidate_scores``), else the LM log-likelihood (``sequence_logprob``); None if it cannot score."""
+    if hasattr(model, "candidate_scores"):
+        def score(chunk):
+            return model.candidate_scores(batch, chunk, decoding, meg_mode=meg_mode)
+    else:
+        kwargs = {"meg_mode": meg_mode} if meg_mode != "meg" else {}
+
+        def score(chunk):
+            return model.sequence_logprob(batch, chunk, **kwargs)
+    parts = [score(list(candidates[i:i + CANDIDATE_CHUNK])) for i in range(0, len(candidates), CANDIDATE_CHUNK)]
+    if any(p is None for p in parts):
+        return None
     return torch.cat([p.detach().float().cpu() for p in parts], dim=1).numpy()  # (B, K)
 
 
@@ -86,6 +97,8 @@ def run_system(model, get_item: Callable[[int], dict], n: int, system: str, deco
     """
     meg_mode = "none" if system == "no_meg" else "meg"
     retrieval = candidates is not None and (meg_mode == "meg" or _supports_meg_mode(model.sequence_logprob))
+    if retrieval and meg_mode != "meg" and decoding.strategy == "ctc" and hasattr(model, "candidate_scores"):
+        retrieval = False  # the CTC score needs MEG
     predictions: list[str] = []
     ranks: list[int] = []
     for positions in tqdm(_batches(n, batch_size), desc=f"decoding ({system})", unit="batch", disable=not progress):
@@ -100,7 +113,7 @@ def run_system(model, get_item: Callable[[int], dict], n: int, system: str, deco
                 raise RuntimeError(f"model.generate returned {len(out)} texts for {len(positions)} examples")
             predictions.extend(str(t) for t in out)
             if retrieval:
-                scores = _candidate_scores(model, batch, candidates, meg_mode)  # (B, K)
+                scores = _candidate_scores(model, batch, candidates, meg_mode, decoding)  # (B, K)
                 ranks.extend(true_rank(row, true_index[p]) for row, p in zip(scores, positions))
     return SystemRun(predictions, np.asarray(ranks) if retrieval else None)
 
@@ -171,6 +184,7 @@ def evaluate_examples(model, example_set, split: str, cfg: Config, progress: boo
         "n_sentences": n,
         "n_distinct_sentences": len(set(references)),
         "n_candidates": len(candidates) if candidates else 0,
+        "retrieval_score": _retrieval_score(model, cfg.decoding) if candidates else None,
         "metrics": scored["metrics"],
         "controls": scored["controls"],
         "differences": scored["differences"],
@@ -189,6 +203,15 @@ def evaluate_examples(model, example_set, split: str, cfg: Config, progress: boo
     result["examples"] = [{k: v for k, v in row.items() if k not in ("wer", "rank", "story")}
                           for row in result["sentences"][:N_EXAMPLES]]
     return result, {name: values.tolist() for name, values in wer.items()}
+
+
+def _retrieval_score(model, decoding: DecodingConfig) -> str:
+    if not hasattr(model, "candidate_scores") or decoding.strategy in ("greedy", "beam"):
+        return "log P_LM(sentence | MEG)"
+    if decoding.strategy == "ctc":
+        return "log P_CTC(sentence | MEG); none without MEG"
+    w = decoding.ctc_weight
+    return f"{1 - w:g} log P_LM + {w:g} log P_CTC (the joint score); LM only without MEG"
 
 
 def _sentence_rows(examples: list[dict], references: list[str], runs: dict[str, SystemRun], wer: np.ndarray,

@@ -227,6 +227,44 @@ class Brain2Text(nn.Module):
         return torch.stack(rows)
 
     @torch.no_grad()
+    def candidate_scores(self, batch: MEGBatch, candidates: list[str], decoding: DecodingConfig | None = None,
+                         meg_mode: str = "meg") -> torch.Tensor | None:
+        """How ``decoding.strategy`` scores each candidate text for each example: ``(B, n_candidates)``.
+
+        greedy/beam: ``log P_LM(candidate + eos | prompt, MEG)`` (:meth:`sequence_logprob`); ctc: the CTC
+        log-likelihood ``log P_CTC(candidate | MEG)``; joint: ``(1 - w) * LM + w * CTC`` with
+        ``w = decoding.ctc_weight``, the full-sequence form of the joint search's score. Without MEG
+        (``meg_mode="none"``) joint falls back to the LM, as its decoding does, and ctc has no score (None).
+        """
+        decoding = decoding or self.cfg.decoding
+        strategy = decoding.strategy
+        w = {"ctc": 1.0, "joint": decoding.ctc_weight}.get(strategy, 0.0) if meg_mode == "meg" else 0.0
+        if strategy == "ctc" and meg_mode != "meg":
+            return None
+        lm = self.sequence_logprob(batch, candidates, meg_mode=meg_mode) if w < 1.0 else None
+        if w == 0.0:
+            return lm
+        ctc = self._ctc_sequence_logprob(self.encode(batch), candidates)
+        return ctc if lm is None else (1.0 - w) * lm + w * ctc
+
+    def _ctc_sequence_logprob(self, enc: EncoderOutput, candidates: list[str]) -> torch.Tensor:
+        """``log P_CTC(candidate | MEG)`` (B, K); -inf where a candidate needs more frames than there are."""
+        import torch.nn.functional as F
+
+        from .alignment import ctc_targets
+
+        targets, target_lengths = ctc_targets(self.tokenizer, candidates)
+        k, n_classes = len(candidates), enc.ctc_log_probs.shape[-1]
+        rows = []
+        for b in range(enc.ctc_log_probs.shape[0]):
+            n = int(enc.mask[b].sum())
+            lp = enc.ctc_log_probs[b, :n].float()[:, None].expand(n, k, n_classes)  # (T, K, V): one row per candidate
+            nll = F.ctc_loss(lp, targets.to(lp.device), torch.full((k,), n, dtype=torch.long), target_lengths,
+                             blank=n_classes - 1, reduction="none", zero_infinity=False)
+            rows.append(-nll)
+        return torch.stack(rows).cpu()
+
+    @torch.no_grad()
     def generate(self, batch: MEGBatch, decoding: DecodingConfig | None = None, meg_mode: str = "meg") -> list[str]:
         """Free-running decoding of every example: a list of B strings. Never sees ``batch.texts``."""
         decoding = decoding or self.cfg.decoding
