@@ -265,15 +265,19 @@ class Brain2Text(nn.Module):
         return torch.stack(rows).cpu()
 
     @torch.no_grad()
-    def generate(self, batch: MEGBatch, decoding: DecodingConfig | None = None, meg_mode: str = "meg") -> list[str]:
-        """Free-running decoding of every example: a list of B strings. Never sees ``batch.texts``."""
+    def generate(self, batch: MEGBatch, decoding: DecodingConfig | None = None, meg_mode: str = "meg",
+                 encoded: EncoderOutput | None = None) -> list[str]:
+        """Free-running decoding of every example: a list of B strings. Never sees ``batch.texts``.
+
+        ``encoded``: :meth:`encode` of this same batch, to reuse across several decodings of it.
+        """
         decoding = decoding or self.cfg.decoding
         if meg_mode not in ("meg", "none"):
             raise ModelError(f"meg_mode must be 'meg' or 'none', got {meg_mode!r}")
         strategy = decoding.strategy
         if strategy == "ctc" and meg_mode == "none":
             return [""] * len(batch)
-        enc = self.encode(batch) if meg_mode == "meg" else None
+        enc = (encoded if encoded is not None else self.encode(batch)) if meg_mode == "meg" else None
         if strategy == "ctc":
             ids = self._ctc(enc, decoding.num_beams)
         elif strategy == "joint":

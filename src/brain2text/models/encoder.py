@@ -75,7 +75,10 @@ class TransformerBlock(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.ffn = nn.Sequential(nn.Linear(d_model, d_ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ffn, d_model))
+        # Dropout on the residual branches only, none on the 4x-wide FFN activation (fairseq's default
+        # activation_dropout=0): that mask's random draws were ~7% of a demo-size training step on CPU
+        # (benchmarks/README.md, B4). The Identity keeps the parameter names of the FFN's second Linear.
+        self.ffn = nn.Sequential(nn.Linear(d_model, d_ffn), nn.GELU(), nn.Identity(), nn.Linear(d_ffn, d_model))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
