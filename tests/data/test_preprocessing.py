@@ -38,6 +38,28 @@ def test_notch_removes_line_noise_only():
     assert _amp(y[:, mid], 13.0, 1000.0)[0] == pytest.approx(1.0, abs=0.03)
 
 
+@pytest.mark.parametrize("h_freq, new_sfreq, notched", [(40.0, 100.0, False), (20.0, 200.0, False), (40.0, 200.0, True)])
+def test_line_noise_is_removed_whether_or_not_the_notch_runs(monkeypatch, h_freq, new_sfreq, notched):
+    from brain2text.data import preprocessing
+
+    t = np.arange(20000) / 1000.0
+    x = (5 * np.sin(2 * np.pi * 50 * t) + np.sin(2 * np.pi * 13 * t + 0.3))[None]  # line 5x the signal
+    cfg = DataConfig(notch_freqs=[50.0], l_freq=0.5, h_freq=h_freq, sfreq=new_sfreq)
+    calls = []
+    real = preprocessing.notch
+    monkeypatch.setattr(preprocessing, "notch", lambda x, sfreq, freqs: calls.append(freqs) or real(x, sfreq, freqs))
+    y = preprocessing.preprocess_array(x, 1000.0, cfg)[0]
+    assert calls == [[50.0] if notched else []]
+    n = len(y)
+    mid, tt = slice(n // 5, -n // 5), np.arange(n) / new_sfreq
+    amp = lambda f: 2 * abs(np.mean(y[mid] * np.exp(-2j * np.pi * f * tt[mid])))  # noqa: E731
+    if new_sfreq > 100.0:
+        assert amp(50.0) < 5 * 10 ** (-60 / 20)  # at least 60 dB down
+    else:  # 50 Hz is the output's Nyquist: the signal must be the 13 Hz sine alone
+        np.testing.assert_allclose(y[mid], amp(13.0) * np.sin(2 * np.pi * 13 * tt[mid] + 0.3), atol=1e-3)
+    assert amp(13.0) == pytest.approx(1.0, abs=0.03)
+
+
 @pytest.mark.parametrize("sfreq, n", [(1000.0, 10000), (480.0, 241), (1200.0, 999), (100.0, 300)])
 def test_resample_length_and_content(sfreq, n):
     t = np.arange(n) / sfreq

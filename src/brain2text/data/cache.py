@@ -45,7 +45,7 @@ from .readers import meg_picks, read_recording, sensor_positions_2d
 from .splits import assign_splits
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: line frequencies in the low-pass stop band are no longer notched
 MANIFEST = "manifest.json"
 _STALE_TMP_S = 6 * 3600  # temporary folders of builds killed this long ago are removed
 _SCALE_CHUNK = 200_000  # samples per step when scaling a cached recording in place
