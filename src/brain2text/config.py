@@ -103,6 +103,7 @@ class EncoderConfig:
     stem_stride: int = _help("Total time stride of the stem. 100 Hz / 2 stem / 2 / 2 = 12.5 tokens/s into the RVQ.", 2)
     ffn_mult: int = _help("Feed-forward width multiplier.", 4)
     dropout: float = _help("Dropout inside the encoder.", 0.1)
+    attention_window: int = _help("Local self-attention: each token sees tokens at most this many positions away in the first stage (divided by each later stage's downsampling, at least 1); 0 = global attention.", 0)
     subject_layer: bool = _help("Per-subject linear layer on the input (Defossez et al. 2023).", True)
     n_subjects: int = _help("Subject slots of the subject layer (MEG-MASC: 27).", 27)
     spatial_attention: bool = _help("Spatial attention over sensor positions: any montage / channel count.", True)
@@ -123,6 +124,8 @@ class EncoderConfig:
             raise ConfigError("encoder.stage_downsample must have one entry fewer than encoder.stage_layers")
         if not 0.0 < self.mae_mask_ratio < 1.0:
             raise ConfigError("encoder.mae_mask_ratio must be in (0, 1)")
+        if self.attention_window < 0:
+            raise ConfigError("encoder.attention_window must be >= 0 (0 = global attention)")
 
     @property
     def n_layers(self) -> int:
@@ -195,17 +198,20 @@ class DecoderConfig:
 
 
 # ------------------------------------------------------------------------------------ decoding
+DECODING_STRATEGIES = ("greedy", "beam", "ctc", "joint", "rescore")
+
+
 @dataclass
 class DecodingConfig:
-    strategy: str = _help("'greedy', 'beam' (LLM only), 'ctc' (encoder only) or 'joint' (LLM beam + CTC prefix score).", "beam")
+    strategy: str = _help("'greedy', 'beam' (LLM only), 'ctc' (encoder only), 'joint' (LLM beam + CTC prefix score) or 'rescore' (the CTC and LLM n-best lists rescored with both).", "beam")
     num_beams: int = _help("Beam width for beam and joint decoding.", 4)
-    ctc_weight: float = _help("Joint decoding: weight of the CTC score (0 = LLM beam, 1 = CTC prefix beam).", 0.5)
+    ctc_weight: float = _help("Joint and rescore decoding: weight of the CTC score (0 = LLM beam, 1 = CTC prefix beam).", 0.5)
     length_penalty: float = _help("Length penalty for beam search.", 1.0)
     repetition_penalty: float = _help("Repetition penalty for LLM decoding (1 = none).", 1.0)
 
     def __post_init__(self):
-        if self.strategy not in ("greedy", "beam", "ctc", "joint"):
-            raise ConfigError(f"decoding.strategy must be greedy, beam, ctc or joint, got {self.strategy!r}")
+        if self.strategy not in DECODING_STRATEGIES:
+            raise ConfigError(f"decoding.strategy must be one of {', '.join(DECODING_STRATEGIES)}, got {self.strategy!r}")
         if not 0.0 <= self.ctc_weight <= 1.0:
             raise ConfigError("decoding.ctc_weight must be in [0, 1]")
         if self.num_beams < 1:

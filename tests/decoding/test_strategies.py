@@ -29,7 +29,7 @@ def batch():
     return make_batch(lengths=(150, 90), seed=3)
 
 
-@pytest.mark.parametrize("strategy", ["greedy", "beam", "ctc", "joint"])
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "ctc", "joint", "rescore"])
 def test_each_strategy_runs(model, batch, strategy):
     out = model.generate(batch, DecodingConfig(strategy=strategy, num_beams=3, ctc_weight=0.5))
     assert len(out) == 2 and all(isinstance(s, str) for s in out)
@@ -58,3 +58,16 @@ def test_ctc_strategy_equals_joint_weight_one(model, batch):
     ctc = model.generate(batch, DecodingConfig(strategy="ctc", num_beams=3))
     joint = model.generate(batch, DecodingConfig(strategy="joint", num_beams=3, ctc_weight=1.0))
     assert ctc == joint
+
+
+def test_rescore_weight_one_without_length_normalisation_equals_ctc(model, batch):
+    # the CTC prefix beam's best hypothesis is the most probable of its n-best under the exact CTC probability
+    ctc = model.generate(batch, DecodingConfig(strategy="ctc", num_beams=3))
+    rescore = model.generate(batch, DecodingConfig(strategy="rescore", num_beams=3, ctc_weight=1.0, length_penalty=0.0))
+    assert rescore == ctc and any(ctc)
+
+
+def test_rescore_without_meg_is_the_llm_beam_search(model, batch):
+    beam = model.generate(batch, DecodingConfig(strategy="beam", num_beams=3), meg_mode="none")
+    rescore = model.generate(batch, DecodingConfig(strategy="rescore", num_beams=3, ctc_weight=0.5), meg_mode="none")
+    assert rescore == beam

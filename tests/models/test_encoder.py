@@ -105,3 +105,27 @@ def test_full_size_parameter_count_on_meta():
     assert counts["spatial"] == 270 * 2 * 32 * 32
     assert counts["subject"] == 27 * 270 * 270
     assert sum(p.numel() for p in enc.parameters()) == 101_820_650
+
+
+@pytest.mark.parametrize("window", [0, 2])
+def test_local_attention_limits_what_a_token_sees(enc_cfg, window):
+    cfg = EncoderConfig(**{**enc_cfg.__dict__, "n_chans": 20, "attention_window": window})
+    torch.manual_seed(0)
+    enc = MEGEncoder(cfg).eval()
+    meg, mask, sub, pos = _batch(b=1, t=400, lengths=(400,))
+    far = meg.clone()
+    far[:, :, 300:] += 5.0 * torch.randn_like(far[:, :, 300:])  # change only the end of the window
+    a, b = enc(meg, mask, sub, pos).tokens, enc(far, mask, sub, pos).tokens
+    first_changed = (a - b).abs().amax(-1)[0].nonzero()[0, 0].item()
+    if window == 0:
+        assert first_changed == 0  # global attention: every token sees the change
+    else:  # the change reaches back only through the stem's kernels and the window, layer after layer
+        assert first_changed > 20
+        assert torch.equal(a[:, :first_changed], b[:, :first_changed])
+
+
+def test_attention_window_must_not_be_negative(enc_cfg):
+    from brain2text.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="attention_window"):
+        EncoderConfig(**{**enc_cfg.__dict__, "attention_window": -1})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import DECODING_STRATEGIES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model_path", required=True, help="a trained model directory (output_dir/best_model)")
@@ -15,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="YAML whose data/decoding/eval sections are used (default: the model's saved config "
                         "and the data settings it was trained with); the architecture always comes from the model")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (default test)")
-    p.add_argument("--strategy", choices=["greedy", "beam", "ctc", "joint"], default=None,
+    p.add_argument("--strategy", choices=DECODING_STRATEGIES, default=None,
                    help="decoding strategy (default: decoding.strategy of the config)")
     p.add_argument("--output_file", required=True, help="metrics JSON (the .md table and .png figure go beside it)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import DECODING_STRATEGIES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model_path", required=True, help="a trained model directory (output_dir/best_model)")
@@ -18,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch_size", type=int, default=8, help="windows decoded at once")
     p.add_argument("--subject", default=None, help="a subject label the model was trained on (default: the BIDS sub- entity)")
     p.add_argument("--no_events", action="store_true", help="ignore events.tsv and cut sliding windows")
-    p.add_argument("--strategy", choices=["greedy", "beam", "ctc", "joint"], default=None,
+    p.add_argument("--strategy", choices=DECODING_STRATEGIES, default=None,
                    help="decoding strategy (default: the model's decoding.strategy)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", default="auto",

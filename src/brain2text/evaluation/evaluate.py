@@ -211,7 +211,7 @@ def _retrieval_score(model, decoding: DecodingConfig) -> str:
     if decoding.strategy == "ctc":
         return "log P_CTC(sentence | MEG); none without MEG"
     w = decoding.ctc_weight
-    return f"{1 - w:g} log P_LM + {w:g} log P_CTC (the joint score); LM only without MEG"
+    return f"{1 - w:g} log P_LM + {w:g} log P_CTC (the {decoding.strategy} score); LM only without MEG"
 
 
 def _sentence_rows(examples: list[dict], references: list[str], runs: dict[str, SystemRun], wer: np.ndarray,

@@ -232,13 +232,14 @@ class Brain2Text(nn.Module):
         """How ``decoding.strategy`` scores each candidate text for each example: ``(B, n_candidates)``.
 
         greedy/beam: ``log P_LM(candidate + eos | prompt, MEG)`` (:meth:`sequence_logprob`); ctc: the CTC
-        log-likelihood ``log P_CTC(candidate | MEG)``; joint: ``(1 - w) * LM + w * CTC`` with
-        ``w = decoding.ctc_weight``, the full-sequence form of the joint search's score. Without MEG
-        (``meg_mode="none"``) joint falls back to the LM, as its decoding does, and ctc has no score (None).
+        log-likelihood ``log P_CTC(candidate | MEG)``; joint and rescore: ``(1 - w) * LM + w * CTC`` with
+        ``w = decoding.ctc_weight``, the full-sequence form of their score. Without MEG
+        (``meg_mode="none"``) they fall back to the LM, as its decoding does, and ctc has no score (None).
         """
         decoding = decoding or self.cfg.decoding
         strategy = decoding.strategy
-        w = {"ctc": 1.0, "joint": decoding.ctc_weight}.get(strategy, 0.0) if meg_mode == "meg" else 0.0
+        w = {"ctc": 1.0, "joint": decoding.ctc_weight, "rescore": decoding.ctc_weight}.get(strategy, 0.0) \
+            if meg_mode == "meg" else 0.0
         if strategy == "ctc" and meg_mode != "meg":
             return None
         lm = self.sequence_logprob(batch, candidates, meg_mode=meg_mode) if w < 1.0 else None
@@ -280,7 +281,7 @@ class Brain2Text(nn.Module):
         enc = (encoded if encoded is not None else self.encode(batch)) if meg_mode == "meg" else None
         if strategy == "ctc":
             ids = self._ctc(enc, decoding.num_beams)
-        elif strategy == "joint":
+        elif strategy in ("joint", "rescore"):
             ids = self._joint(batch, enc, decoding)
         else:
             ids = self._hf_generate(batch, enc, meg_mode, decoding)
@@ -305,7 +306,8 @@ class Brain2Text(nn.Module):
         return [[t for t in row.tolist() if t != self.tokenizer.pad_token_id] for row in out]
 
     def _joint(self, batch, enc, decoding) -> list[list[int]]:
-        from ..decoding.joint import joint_decode_batch
+        """Joint CTC/LLM beam search, or (``rescore``) n-best rescoring; LLM beam search without MEG."""
+        from ..decoding.joint import joint_decode_batch, rescore_nbest
 
         s = self._lm_inputs(batch, enc, "meg" if enc is not None else "none", with_targets=False)
         lengths = s.attention_mask.sum(1)
@@ -313,12 +315,16 @@ class Brain2Text(nn.Module):
         def make_step(i: int):
             return CachedLMStep(self.decoder, s.inputs_embeds[i:i + 1, : int(lengths[i])], self._embed)
 
+        common = dict(bos_ids=[], eos_id=self.eos_id, blank=len(self.tokenizer), beam=decoding.num_beams,
+                      max_len=self.cfg.decoder.max_new_tokens, length_penalty=decoding.length_penalty)
+        if decoding.strategy == "rescore" and enc is not None:
+            ctc_lengths = enc.mask.sum(1).tolist()
+            return [rescore_nbest(make_step(i), enc.ctc_log_probs[i], ctc_weight=decoding.ctc_weight,
+                                  ctc_length=int(ctc_lengths[i]), **common) for i in range(len(batch))]
         weight = decoding.ctc_weight if enc is not None else 0.0
         return joint_decode_batch(make_step, enc.ctc_log_probs if enc is not None else None,
-                                  enc.mask.sum(1) if enc is not None else None, len(batch), bos_ids=[],
-                                  eos_id=self.eos_id, blank=len(self.tokenizer), beam=decoding.num_beams,
-                                  ctc_weight=weight, max_len=self.cfg.decoder.max_new_tokens,
-                                  length_penalty=decoding.length_penalty)
+                                  enc.mask.sum(1) if enc is not None else None, len(batch), ctc_weight=weight,
+                                  **common)
 
     # ------------------------------------------------------------------------ persistence
     def save_pretrained(self, path, preprocessing: dict | None = None) -> None:

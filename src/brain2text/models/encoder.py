@@ -81,12 +81,14 @@ class TransformerBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d_model, d_ffn), nn.GELU(), nn.Identity(), nn.Linear(d_ffn, d_model))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, D), mask (B, T) bool (True = real) -> (B, T, D)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, D), mask (B, T) bool (True = real) -> (B, T, D). ``attn_mask`` (B, 1, T, T) bool, if
+        given, says which keys each query sees (it must already exclude padded keys)."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         # No dropout on attention weights: it would force the unfused (T x T materialising) path.
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # (B, H, T, D/H)
+        attn_mask = mask[:, None, None, :] if attn_mask is None else attn_mask
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, D/H)
         x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, t, d)))
         return x + self.drop(self.ffn(self.norm2(x)))
 
@@ -166,10 +168,20 @@ class MEGEncoder(nn.Module):
             if i > 0:
                 x, lengths = self.merges[i - 1](x, lengths)
             mask = lengths_to_mask(lengths, x.shape[1])
+            local = self._local_mask(mask, i)
             for layer in stage:
-                x = layer(x, mask)
+                x = layer(x, mask, local)
             x = x * mask[..., None].to(x.dtype)
         return EncoderTokens(self.norm(x) * mask[..., None].to(x.dtype), mask)
+
+    def _local_mask(self, mask: torch.Tensor, stage: int) -> torch.Tensor | None:
+        """(B, 1, T, T) keys within ``attention_window`` (scaled to ``stage``) and not padded; None = global."""
+        if self.cfg.attention_window <= 0:
+            return None
+        window = max(1, math.ceil(self.cfg.attention_window / math.prod(self.cfg.stage_downsample[:stage])))
+        pos = torch.arange(mask.shape[1], device=mask.device)
+        band = (pos[:, None] - pos[None, :]).abs() <= window  # (T, T)
+        return band[None, None] & mask[:, None, None, :]
 
     def forward(self, meg, meg_mask, subject_index, positions=None, channel_mask=None) -> EncoderTokens:
         """meg (B, C, T) float, meg_mask (B, T) bool, subject_index (B,) long,

@@ -131,7 +131,7 @@ def phase_memory(model, cfg: Config, counts: dict[str, int], phase, hf_cfg) -> t
 
 
 def inference_memory(model, cfg: Config, counts: dict[str, int], hf_cfg) -> float:
-    beams = cfg.decoding.num_beams if cfg.decoding.strategy in ("beam", "joint") else 1
+    beams = cfg.decoding.num_beams if cfg.decoding.strategy in ("beam", "joint", "rescore") else 1
     b = cfg.eval.batch_size
     s = _decoder_tokens(cfg)
     kv_heads = getattr(hf_cfg, "num_key_value_heads", None) or hf_cfg.num_attention_heads
