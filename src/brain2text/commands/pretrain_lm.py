@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (its data section decides the split; default: built-in defaults)")
     p.add_argument("--out", default=None, help="output directory (default: the config's decoder.model_name_or_path)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 300)")
+    p.add_argument("--tokenizer", choices=["bpe", "word"], default=None,
+                   help="bpe: byte-level BPE, any word encodable (default); word: one id per training word, others <unk>")
+    p.add_argument("--vocab-size", type=int, default=None, help="tokenizer vocabulary size (default 600 for bpe)")
     p.add_argument("--text-dir", default=None, help="folder of the story texts (default: as `brain2text synth`)")
     p.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
     p.add_argument("--json", action="store_true", help="print the training record as JSON")
@@ -33,6 +36,14 @@ def run(args: argparse.Namespace) -> int:
     settings = LMSettings()
     if args.steps is not None:
         settings.steps = max(1, args.steps)
+    if args.tokenizer is not None:
+        settings.tokenizer = args.tokenizer
+        if args.tokenizer == "word" and args.vocab_size is None:
+            settings.vocab_size = 8000  # every training word
+    if args.vocab_size is not None:
+        if args.vocab_size < 1:
+            raise ConfigError(f"--vocab-size must be >= 1, got {args.vocab_size}")
+        settings.vocab_size = args.vocab_size
     out = args.out or cfg.decoder.model_name_or_path
     if args.out is None and not out.startswith((".", "/", "~")) and not os.path.isdir(out):
         raise ConfigError(f"decoder.model_name_or_path ({out!r}) looks like a hub id, not a local folder to write the "

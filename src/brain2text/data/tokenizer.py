@@ -54,6 +54,34 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int = 2000, model_max_leng
     return fast
 
 
+def train_word_tokenizer(texts: list[str], vocab_size: int = 4000, model_max_length: int = 512):
+    """Train a word-level tokenizer (one id per whitespace-separated word, as written) on ``texts``.
+
+    The ``vocab_size`` most frequent words get ids (ties by first occurrence); any other word is
+    ``<unk>``, which decodes to nothing, so a held-out word the training text lacks can never be
+    predicted. Used where a word is the unit the MEG encodes (the synthetic default: one evoked
+    pattern per word), so the encoder's CTC head predicts whole words.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    if not texts:
+        raise ValueError("train_word_tokenizer needs at least one text")
+    counts = Counter(w for t in texts for w in t.split())
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: -kv[1])][:vocab_size]
+    specials = [PAD, BOS, EOS, UNK]
+    vocab = {t: i for i, t in enumerate(specials + [w for w in words if w not in specials])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=UNK,
+                                   model_max_length=model_max_length, clean_up_tokenization_spaces=False)
+    add_meg_special_tokens(fast)
+    return fast
+
+
 def add_meg_special_tokens(tokenizer) -> int:
     """Add ``<meg_start>``, ``<meg_end>`` and ``<meg>`` (and a pad token if missing) to ``tokenizer``.
 

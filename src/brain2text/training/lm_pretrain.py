@@ -37,6 +37,8 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokeniz
 class LMSettings:
     """Size and schedule of the default decoder (tiny: trains in about a minute on 2 CPU cores)."""
 
+    tokenizer: str = "bpe"  # "bpe" (byte-level BPE, any word encodable) or "word" (one id per training word;
+    # on the synthetic demo, where each word is one evoked pattern, CTC alone decodes better with it)
     vocab_size: int = 600  # the corpus is ~7k words: a small vocabulary keeps tokens frequent (best of 400/600/1000)
     hidden_size: int = 128
     intermediate_size: int = 384
@@ -201,9 +203,10 @@ def train_lm(train: list[str], s: LMSettings, log=print):
 def _train(train: list[str], s: LMSettings, rng: random.Random, log):
     import torch
 
-    from ..data.tokenizer import train_bpe_tokenizer
+    from ..data.tokenizer import train_bpe_tokenizer, train_word_tokenizer
 
-    tok = train_bpe_tokenizer(train, vocab_size=s.vocab_size)
+    train_tokenizer = {"bpe": train_bpe_tokenizer, "word": train_word_tokenizer}[s.tokenizer]
+    tok = train_tokenizer(train, vocab_size=s.vocab_size)
     order = list(train)
     rng.shuffle(order)
     n_dev = max(1, int(len(order) * s.dev_fraction))
