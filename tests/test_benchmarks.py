@@ -68,3 +68,24 @@ def test_gpu_script_tiny_runs_on_cpu(tmp_path):
     assert phase3["decoder_tokens_per_step"] > phase3["meg_tokens_per_step"] > 0
     assert phase3["flops_per_step"] > 0 and phase3["peak_tflops_used"] == 989.0 and 0 < phase3["mfu_pct"] < 100
     assert enc["meg_tokens_per_s"] > 0
+
+
+def test_readme_shows_the_committed_benchmark_table():
+    """The README's benchmark table is the committed results.md's, row for row (regenerate both together)."""
+    results = (REPO / "benchmarks" / "results.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in results.splitlines() if line.startswith("| B")]
+    assert len(rows) >= 8
+    missing = [row for row in rows if row not in readme]
+    assert not missing, f"README.md lacks these rows of benchmarks/results.md: {missing[:2]}"
+
+
+def test_demo_shaped_benchmark_model_is_the_demo_config():
+    """B4, B7 and B8 time the demo's model: their settings must be configs/demo.yaml's."""
+    from brain2text.benchmarks.fixtures import DEMO_MODEL
+    from brain2text.config import load_config
+
+    demo = load_config(REPO / "configs" / "demo.yaml")
+    for section, values in DEMO_MODEL.items():
+        for key, value in values.items():
+            assert getattr(getattr(demo, section), key) == value, (section, key)

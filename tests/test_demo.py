@@ -52,3 +52,20 @@ def test_fresh_compares_mtimes(tmp_path):
     assert _fresh(b, a)
     os.utime(a, (now + 10, now + 10))
     assert not _fresh(b, a)
+
+
+def test_a_run_of_another_config_is_moved_aside_not_reused(tmp_path, repo_root):
+    from brain2text.config import load_config
+    from brain2text.demo import _same_run
+    from brain2text.training.run_dir import config_hash
+
+    cfg = load_config(repo_root / "configs" / "demo.yaml")
+    run = tmp_path / "run_sentence"
+    assert not _same_run(run, cfg)  # nothing there yet
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"config_hash": config_hash(cfg, "multi_phase", None)}))
+    assert _same_run(run, cfg) and run.is_dir()
+    changed = load_config(repo_root / "configs" / "demo.yaml", ["encoder.attention_window=0"])
+    (run / "weights").write_text("old")
+    assert not _same_run(run, changed)
+    assert not run.exists() and (tmp_path / "run_sentence.previous" / "weights").read_text() == "old"

@@ -6,7 +6,7 @@ Stages (each cached; a second run reuses what is done and says so):
 2. pretrain the small decoder on training-split sentences (``brain2text pretrain-lm``);
 3. train brain2text in ``multi_phase`` mode (``python train.py``), sentence-hash split;
 4. evaluate held-out sentences with every control (``brain2text evaluate``), default strategy;
-5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC) the same way;
+5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC, n-best rescoring) the same way;
 6. the held-out-story split: its own decoder pretraining, training and evaluation;
 7. decode one held-out recording with ``python inference.py``;
 8. print the results table.
@@ -16,8 +16,10 @@ Every number printed is measured in this run on SYNTHETIC data; no MEG-MASC resu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -42,7 +44,7 @@ class DemoSettings:
     snr: float = 1.0
     seed: int = 0
     story_split: bool = True
-    strategies: list[str] = field(default_factory=lambda: ["beam", "ctc"])
+    strategies: list[str] = field(default_factory=lambda: ["beam", "ctc", "rescore"])
     overrides: list[str] = field(default_factory=list)
 
 
@@ -104,7 +106,7 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     stages.run(f"decoder pretraining ({name} split)", lambda: _cli(["pretrain-lm", "--config", s.config, *overrides]))
     run_dir = out / f"run_{name}"
     model = run_dir / "best_model"
-    done = (run_dir / "final_model" / "brain2text_config.json").is_file()
+    done = (run_dir / "final_model" / "brain2text_config.json").is_file() and _same_run(run_dir, cfg)
     stages.run(f"training multi_phase ({name} split)",
                lambda: _cli(["train", "--config", s.config, "--mode", "multi_phase", "--output_dir", str(run_dir), *overrides]),
                cached=done and _fresh(run_dir / "final_model", Path(lm_dir) / "config.json"))
@@ -112,12 +114,35 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     for strategy in [cfg.decoding.strategy, *[x for x in strategies if x != cfg.decoding.strategy]]:
         suffix = "" if strategy == cfg.decoding.strategy else f"_{strategy}"
         metrics = out / f"metrics_{name}{suffix}.json"
+        decoding = dataclasses.asdict(dataclasses.replace(cfg.decoding, strategy=strategy))
         stages.run(f"evaluation on the held-out {name} split, strategy {strategy}, with controls",
                    lambda: _cli(["evaluate", "--model_path", str(model), "--strategy", strategy,
                                  "--output_file", str(metrics), *overrides]),
-                   cached=_fresh(metrics, model / "brain2text.safetensors"))
+                   cached=_fresh(metrics, model / "brain2text.safetensors") and _json_field(metrics, "decoding") == decoding)
         results[strategy] = json.loads(metrics.read_text())
     return results, model, cfg
+
+
+def _json_field(path: Path, key: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _same_run(run_dir: Path, cfg) -> bool:
+    """Whether ``run_dir`` holds a training run of this config; a run of another config (the demo's
+    settings changed since) is moved aside to ``<run_dir>.previous`` so that training starts afresh."""
+    from .training.run_dir import config_hash
+
+    stored = _json_field(run_dir / "run.json", "config_hash")
+    if stored is None or stored == config_hash(cfg, "multi_phase", None):
+        return stored is not None
+    previous = run_dir.with_name(run_dir.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    run_dir.rename(previous)
+    print(f"      the configuration changed since {run_dir} was trained: retraining (old run moved to {previous})")
+    return False
 
 
 def _held_out_recording(cfg) -> Path:

@@ -13,9 +13,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..config import EncoderConfig
 from ..models.encoder import MEGEncoder
 from .common import Result, Settings, compare
+from .fixtures import DEMO_MODEL
 
-DEMO = dict(d_model=128, n_heads=4, stage_layers=[2, 2], stage_downsample=[2], stem_channels=128, stem_stride=2,
-            n_subjects=4, n_spatial=64, spatial_fourier=8)  # configs/demo.yaml
+DEMO = {k: v for k, v in DEMO_MODEL["encoder"].items() if k != "dropout"}  # configs/demo.yaml
 MID = dict(d_model=384, n_heads=6, stage_layers=[2, 2, 2], stage_downsample=[2, 2], stem_channels=256, stem_stride=2,
            n_subjects=27, n_spatial=270, spatial_fourier=16)
 
