@@ -69,3 +69,20 @@ def test_a_run_of_another_config_is_moved_aside_not_reused(tmp_path, repo_root):
     (run / "weights").write_text("old")
     assert not _same_run(run, changed)
     assert not run.exists() and (tmp_path / "run_sentence.previous" / "weights").read_text() == "old"
+
+
+def test_default_strategy_is_compared_with_each_other_one_on_the_same_sentences(tmp_path):
+    from brain2text.config import EvalConfig
+    from brain2text.demo import compare_with_default
+
+    refs = [f"the fort number {i} was built by roy" for i in range(12)]
+    files = {}
+    for name, preds in (("joint", refs), ("ctc", ["the fort"] * 12)):
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps({"sentences": [{"reference": r, "prediction": p} for r, p in zip(refs, preds)]}))
+    diff = compare_with_default(files, "joint", EvalConfig(n_bootstrap=200))
+    assert list(diff) == ["ctc"]
+    wer = diff["ctc"]["wer"]
+    assert wer["delta"] < -0.5 and wer["ci95"][1] < 0  # the default (perfect) has the lower WER
+    summary = strategies_summary({"joint": _result(0.3, 0.9, [-1, -0.5]), "ctc": _result(0.4, 1.0, [-1, -0.5])}, diff)
+    assert "default_minus_this" not in summary["strategies"][0] and summary["strategies"][1]["default_minus_this"] == diff["ctc"]

@@ -110,7 +110,7 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     stages.run(f"training multi_phase ({name} split)",
                lambda: _cli(["train", "--config", s.config, "--mode", "multi_phase", "--output_dir", str(run_dir), *overrides]),
                cached=done and _fresh(run_dir / "final_model", Path(lm_dir) / "config.json"))
-    results = {}
+    results, files = {}, {}
     for strategy in [cfg.decoding.strategy, *[x for x in strategies if x != cfg.decoding.strategy]]:
         suffix = "" if strategy == cfg.decoding.strategy else f"_{strategy}"
         metrics = out / f"metrics_{name}{suffix}.json"
@@ -120,7 +120,8 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
                                  "--output_file", str(metrics), *overrides]),
                    cached=_fresh(metrics, model / "brain2text.safetensors") and _json_field(metrics, "decoding") == decoding)
         results[strategy] = json.loads(metrics.read_text())
-    return results, model, cfg
+        files[strategy] = metrics
+    return results, model, cfg, files
 
 
 def _json_field(path: Path, key: str):
@@ -205,12 +206,30 @@ def results_table(title: str, result: dict) -> str:
     return "\n".join(lines)
 
 
-def strategies_summary(results: dict[str, dict]) -> dict:
+def strategies_summary(results: dict[str, dict], versus_default: dict[str, dict] | None = None) -> dict:
+    """Every strategy's metrics and controls; ``versus_default[s]``: paired bootstrap differences
+    (default strategy minus ``s``, same sentences) from :func:`compare_with_default`."""
     rows = []
     for strategy, r in results.items():
-        rows.append({"strategy": strategy, "metrics": r["metrics"], "controls": r["controls"],
-                     "differences": r["differences"], "n_sentences": r["n_sentences"]})
+        row = {"strategy": strategy, "metrics": r["metrics"], "controls": r["controls"],
+               "differences": r["differences"], "n_sentences": r["n_sentences"]}
+        if versus_default and strategy in versus_default:
+            row["default_minus_this"] = versus_default[strategy]
+        rows.append(row)
     return {"strategies": rows}
+
+
+def compare_with_default(metric_files: dict[str, Path], default: str, eval_cfg) -> dict[str, dict]:
+    """Paired bootstrap of the default strategy minus each other strategy on the same held-out sentences
+    (``brain2text score``'s code), so that "the default beats X" comes with an interval."""
+    import dataclasses as dc
+
+    from .evaluation.score import score_files
+
+    base = metric_files[default]
+    cfg = dc.replace(eval_cfg, bertscore_model="none")  # BERTScore is in each strategy's own file
+    return {name: score_files(str(base), str(base), against=str(path), cfg=cfg)["differences"]["against"]
+            for name, path in metric_files.items() if name != default}
 
 
 def run_demo(s: DemoSettings) -> int:
@@ -227,14 +246,15 @@ def run_demo(s: DemoSettings) -> int:
     stages.run("synthetic MEG-MASC", lambda: _cli(
         ["synth", "--out", str(root), "--subjects", str(s.subjects), "--max-seconds", str(s.max_seconds),
          "--sfreq", str(s.synth_sfreq), "--snr", str(s.snr), "--seed", str(s.seed)]), cached=_synth_cached(root, s))
-    sentence, model, cfg_sentence = _train_and_evaluate(stages, s, "sentence", list(s.overrides), s.strategies)
+    sentence, model, cfg_sentence, files = _train_and_evaluate(stages, s, "sentence", list(s.overrides), s.strategies)
     default = cfg_sentence.decoding.strategy
-    atomic_write_json(out / "strategies.json", strategies_summary(sentence))
+    versus = compare_with_default(files, default, cfg_sentence.eval)
+    atomic_write_json(out / "strategies.json", strategies_summary(sentence, versus))
     story = None
     infer_model, infer_cfg = model, cfg_sentence
     if s.story_split:
         story_over = [*s.overrides, "data.split=story", f"decoder.model_name_or_path={cfg.decoder.model_name_or_path}-story"]
-        story_res, story_model, story_cfg = _train_and_evaluate(stages, s, "story", story_over, [])
+        story_res, story_model, story_cfg, _ = _train_and_evaluate(stages, s, "story", story_over, [])
         story = story_res[story_cfg.decoding.strategy]
         infer_model, infer_cfg = story_model, story_cfg
     inference = _infer_one(stages, s, infer_model, infer_cfg)
@@ -248,7 +268,11 @@ def run_demo(s: DemoSettings) -> int:
     for strategy, r in sentence.items():
         cells = "  ".join(f"{c}: {_pct(m.get('wer'))} / {_pct(m.get('bleu4'))}"
                           for c, m in [("MEG", r["metrics"]), *r["controls"].items()])
-        print(f"  {strategy:<6} {cells}")
+        print(f"  {strategy:<7} {cells}")
+    for strategy, diff in versus.items():
+        cells = ", ".join(f"{label} {100 * diff[k]['delta']:+.1f} [{100 * diff[k]['ci95'][0]:+.1f}, {100 * diff[k]['ci95'][1]:+.1f}]"
+                          for k, label in (("wer", "WER"), ("bleu1", "BLEU-1"), ("bleu4", "BLEU-4")))
+        print(f"  {default} minus {strategy}: {cells}")
     print(f"\nfiles: {out}/metrics_sentence.json (.md, .png), {out}/strategies.json"
           + (f", {out}/metrics_story.json" if story is not None else "") + f", {inference}, {out}/timings.json")
     print(f"models: {model}" + (f", {infer_model}" if story is not None else ""))
