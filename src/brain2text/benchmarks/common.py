@@ -96,11 +96,9 @@ def single_thread_cpu(fns: dict[str, Callable[[], object]], repeats: int) -> dic
     A diagnostic beside the two-thread wall-clock figures: other processes barely move it, whereas on
     a busy 2-core machine two threads spend much of their time waiting for each other.
     """
-    import torch
+    from ..utils.threads import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         for fn in fns.values():
             fn()
         times: dict[str, list[float]] = {name: [] for name in fns}
@@ -109,8 +107,6 @@ def single_thread_cpu(fns: dict[str, Callable[[], object]], repeats: int) -> dic
                 start = time.process_time()
                 fn()
                 times[name].append(time.process_time() - start)
-    finally:
-        torch.set_num_threads(threads)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

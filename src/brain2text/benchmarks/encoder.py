@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import EncoderConfig
 from ..models.encoder import MEGEncoder
-from .common import Result, Settings, compare
+from .common import Result, Settings, compare, single_thread_cpu
 from .fixtures import DEMO_MODEL
 
 DEMO = {k: v for k, v in DEMO_MODEL["encoder"].items() if k != "dropout"}  # configs/demo.yaml
@@ -47,7 +47,9 @@ def _one(name: str, sizes: dict, batch_shape: tuple, s: Settings) -> Result:
     n = 1024
     a, b = torch.randn(n, n), torch.randn(n, n)
     t = compare({"encoder": lambda: _step(enc, batch), "mm": lambda: torch.mm(a, b)}, s.repeats, s.warmup)
-    single = _single_thread(lambda: _step(enc, batch), lambda: torch.mm(a, b), s)
+    # the same ratio on one thread in process CPU time: a diagnostic that other processes' load barely moves
+    single = single_thread_cpu({"encoder_cpu_s": lambda: _step(enc, batch), "mm_cpu_s": lambda: torch.mm(a, b)},
+                               max(2, s.repeats // 2))
     single["fraction_pct"] = 100 * (flops / single["encoder_cpu_s"]) / (2.0 * n**3 / single["mm_cpu_s"])
     rate = flops / t["encoder"]["median_s"]
     mm_rate = 2.0 * n**3 / t["mm"]["median_s"]
@@ -59,27 +61,6 @@ def _one(name: str, sizes: dict, batch_shape: tuple, s: Settings) -> Result:
                   baseline=f"torch.mm {n}^3 fp32 {mm_rate / 1e9:.1f} GFLOP/s",
                   details={"single_thread_cpu_time": single, "sizes": sizes, "params": params,
                            "batch (B, C, T)": list(batch_shape), "flops_per_step": flops, "timings": t, "flops_by_op": {str(k): int(v) for k, v in counter.get_flop_counts().get("Global", {}).items()}})
-
-
-def _single_thread(step, mm, s: Settings) -> dict:
-    """The same ratio on one thread in process CPU time: a diagnostic that other processes' load barely
-    moves (two-thread wall time on a busy 2-core machine is dominated by threads waiting for each other)."""
-    import statistics
-    import time
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        step(), mm()
-        times = {"encoder_cpu_s": [], "mm_cpu_s": []}
-        for _ in range(max(2, s.repeats // 2)):
-            for key, fn in (("encoder_cpu_s", step), ("mm_cpu_s", mm)):
-                start = time.process_time()
-                fn()
-                times[key].append(time.process_time() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def bench_b4(s: Settings) -> list[Result]:

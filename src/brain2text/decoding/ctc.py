@@ -17,26 +17,20 @@ Three decoders:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from ..utils.threads import torch_threads
+
 NEG_INF = float("-inf")
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
+def single_thread():
     """Run small tensor ops on one intra-op thread (restored after). The decoders' per-frame and
     per-step ops are tiny; on a loaded CPU, a thread pool's synchronisation made them 15x slower here."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n_threads)
+    return torch_threads(1)
 
 
 def blank_index(tokenizer) -> int:
