@@ -58,12 +58,12 @@ def _supports_meg_mode(fn: Callable) -> bool:
 
 
 def _candidate_scores(model, batch: MEGBatch, candidates: Sequence[str], meg_mode: str,
-                      decoding: DecodingConfig) -> np.ndarray | None:
+                      decoding: DecodingConfig, encoded=None) -> np.ndarray | None:
     """(B, K) scores of every candidate: the decoding strategy's own score where the model has one
     (``candidate_scores``), else the LM log-likelihood (``sequence_logprob``); None if it cannot score."""
     if hasattr(model, "candidate_scores"):
         def score(chunk):
-            return model.candidate_scores(batch, chunk, decoding, meg_mode=meg_mode)
+            return model.candidate_scores(batch, chunk, decoding, meg_mode=meg_mode, encoded=encoded)
     else:
         kwargs = {"meg_mode": meg_mode} if meg_mode != "meg" else {}
 
@@ -97,8 +97,8 @@ def run_system(model, get_item: Callable[[int], dict], n: int, system: str, deco
     """
     meg_mode = "none" if system == "no_meg" else "meg"
     retrieval = candidates is not None and (meg_mode == "meg" or _supports_meg_mode(model.sequence_logprob))
-    if retrieval and meg_mode != "meg" and decoding.strategy == "ctc" and hasattr(model, "candidate_scores"):
-        retrieval = False  # the CTC score needs MEG
+    # a model with an ``encode`` (Brain2Text) encodes each batch once for decoding and retrieval
+    encodes = meg_mode == "meg" and hasattr(model, "encode") and hasattr(model, "candidate_scores")
     predictions: list[str] = []
     ranks: list[int] = []
     for positions in tqdm(_batches(n, batch_size), desc=f"decoding ({system})", unit="batch", disable=not progress):
@@ -108,13 +108,17 @@ def run_system(model, get_item: Callable[[int], dict], n: int, system: str, deco
             batch = noise_like(batch, noise_seeds(control_seed, positions))
         batch = batch.to(_device(model))
         with torch.inference_mode():
-            out = model.generate(batch, decoding, meg_mode=meg_mode)
+            encoded = {"encoded": model.encode(batch)} if encodes else {}
+            out = model.generate(batch, decoding, meg_mode=meg_mode, **encoded)
             if len(out) != len(positions):
                 raise RuntimeError(f"model.generate returned {len(out)} texts for {len(positions)} examples")
             predictions.extend(str(t) for t in out)
             if retrieval:
-                scores = _candidate_scores(model, batch, candidates, meg_mode, decoding)  # (B, K)
-                ranks.extend(true_rank(row, true_index[p]) for row, p in zip(scores, positions))
+                scores = _candidate_scores(model, batch, candidates, meg_mode, decoding, encoded.get("encoded"))
+                if scores is None:  # the strategy cannot score without MEG (ctc on no_meg): no retrieval
+                    retrieval, ranks = False, []
+                else:
+                    ranks.extend(true_rank(row, true_index[p]) for row, p in zip(scores, positions))  # (B, K) rows
     return SystemRun(predictions, np.asarray(ranks) if retrieval else None)
 
 

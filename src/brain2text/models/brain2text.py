@@ -210,9 +210,11 @@ class Brain2Text(nn.Module):
         return self._decode(s).logits, s.labels
 
     @torch.no_grad()
-    def sequence_logprob(self, batch: MEGBatch, candidates: list[str], meg_mode: str = "meg") -> torch.Tensor:
-        """log P(candidate + eos | prompt, MEG) for every example and candidate: (B, n_candidates)."""
-        enc = self.encode(batch) if meg_mode == "meg" else None
+    def sequence_logprob(self, batch: MEGBatch, candidates: list[str], meg_mode: str = "meg",
+                         encoded: EncoderOutput | None = None) -> torch.Tensor:
+        """log P(candidate + eos | prompt, MEG) for every example and candidate: (B, n_candidates).
+        ``encoded``: :meth:`encode` of this same batch, if already computed."""
+        enc = (encoded if encoded is not None else self.encode(batch)) if meg_mode == "meg" else None
         cand = [self._text_ids(c) + [self.eos_id] for c in candidates]
         rows = []
         for b in range(len(batch)):
@@ -228,13 +230,14 @@ class Brain2Text(nn.Module):
 
     @torch.no_grad()
     def candidate_scores(self, batch: MEGBatch, candidates: list[str], decoding: DecodingConfig | None = None,
-                         meg_mode: str = "meg") -> torch.Tensor | None:
+                         meg_mode: str = "meg", encoded: EncoderOutput | None = None) -> torch.Tensor | None:
         """How ``decoding.strategy`` scores each candidate text for each example: ``(B, n_candidates)``.
 
         greedy/beam: ``log P_LM(candidate + eos | prompt, MEG)`` (:meth:`sequence_logprob`); ctc: the CTC
         log-likelihood ``log P_CTC(candidate | MEG)``; joint and rescore: ``(1 - w) * LM + w * CTC`` with
         ``w = decoding.ctc_weight``, the full-sequence form of their score. Without MEG
         (``meg_mode="none"``) they fall back to the LM, as its decoding does, and ctc has no score (None).
+        ``encoded``: :meth:`encode` of this same batch, if already computed (it is computed once here).
         """
         decoding = decoding or self.cfg.decoding
         strategy = decoding.strategy
@@ -242,10 +245,12 @@ class Brain2Text(nn.Module):
             if meg_mode == "meg" else 0.0
         if strategy == "ctc" and meg_mode != "meg":
             return None
-        lm = self.sequence_logprob(batch, candidates, meg_mode=meg_mode) if w < 1.0 else None
+        if meg_mode == "meg" and encoded is None:
+            encoded = self.encode(batch)
+        lm = self.sequence_logprob(batch, candidates, meg_mode=meg_mode, encoded=encoded) if w < 1.0 else None
         if w == 0.0:
             return lm
-        ctc = self._ctc_sequence_logprob(self.encode(batch), candidates)
+        ctc = self._ctc_sequence_logprob(encoded, candidates)
         return ctc if lm is None else (1.0 - w) * lm + w * ctc
 
     def _ctc_sequence_logprob(self, enc: EncoderOutput, candidates: list[str]) -> torch.Tensor:
