@@ -72,6 +72,11 @@ def test_cross_field_rules(tmp_path):
     p.write_text("train:\n  multi_phase:\n    - {name: a, steps: 0}\n")
     with pytest.raises(ConfigError, match="steps must be > 0"):
         load_config(p)
+    for override, msg in (("decoding.lm_weight=-0.5", "lm_weight must be >= 0"),
+                          ("decoder.pretrain_tokenizer=chars", "pretrain_tokenizer must be 'bpe' or 'word'"),
+                          ("decoding.strategy=shallow", "decoding.strategy must be one of")):
+        with pytest.raises(ConfigError, match=msg):
+            load_config(None, [override])
 
 
 def test_overrides():

@@ -187,26 +187,31 @@ class DecoderConfig:
     prompt: str = _help("Text before the MEG tokens.", "Transcribe the speech heard during this MEG recording:")
     word_dropout: float = _help("Training only: share of target tokens replaced by random tokens in the LM input.", 0.0)
     max_new_tokens: int = _help("Generation length limit.", 48)
+    pretrain_tokenizer: str = _help("Tokenizer that `brain2text pretrain-lm` trains with the default decoder: 'bpe' (byte-level BPE) or 'word' (one id per training word).", "bpe")
 
     def __post_init__(self):
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"decoder.dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
         if self.load_in_8bit and self.load_in_4bit:
             raise ConfigError("decoder.load_in_8bit and decoder.load_in_4bit are exclusive")
+        if self.pretrain_tokenizer not in ("bpe", "word"):
+            raise ConfigError(f"decoder.pretrain_tokenizer must be 'bpe' or 'word', got {self.pretrain_tokenizer!r}")
         if self.lora_r <= 0:
             raise ConfigError("decoder.lora_r must be > 0")
 
 
 # ------------------------------------------------------------------------------------ decoding
-DECODING_STRATEGIES = ("greedy", "beam", "ctc", "joint", "rescore")
+DECODING_STRATEGIES = ("greedy", "beam", "ctc", "joint", "rescore", "fusion")
 
 
 @dataclass
 class DecodingConfig:
-    strategy: str = _help("'greedy', 'beam' (LLM only), 'ctc' (encoder only), 'joint' (LLM beam + CTC prefix score) or 'rescore' (the CTC and LLM n-best lists rescored with both).", "beam")
+    strategy: str = _help("'greedy', 'beam' (LLM only), 'ctc' (encoder only), 'joint' (LLM beam + CTC prefix score), 'rescore' (the CTC and LLM n-best lists rescored with both) or 'fusion' (CTC prefix beam + LLM shallow fusion).", "beam")
     num_beams: int = _help("Beam width for beam and joint decoding.", 4)
     ctc_weight: float = _help("Joint and rescore decoding: weight of the CTC score (0 = LLM beam, 1 = CTC prefix beam).", 0.5)
-    length_penalty: float = _help("Length penalty for beam search.", 1.0)
+    length_penalty: float = _help("Length penalty for beam search (the score is divided by length ** length_penalty).", 1.0)
+    lm_weight: float = _help("Fusion decoding: weight of the LLM score added to the CTC score (0 = CTC prefix beam).", 0.3)
+    length_bonus: float = _help("Fusion decoding: added to the score per emitted token (word insertion bonus; negative = penalty).", 0.0)
     repetition_penalty: float = _help("Repetition penalty for LLM decoding (1 = none).", 1.0)
 
     def __post_init__(self):

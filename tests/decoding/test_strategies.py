@@ -1,5 +1,6 @@
 """Every decoding strategy runs through Brain2Text.generate on the tiny config, and joint decoding sits
-between its ends: CTC weight 0 is the LLM's beam search, weight 1 is CTC prefix beam decoding."""
+between its ends: CTC weight 0 is the LLM's beam search, weight 1 is CTC prefix beam decoding; fusion
+with LM weight 0 is CTC prefix beam decoding, and the LLM it fuses is the MEG-conditioned one."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def batch():
     return make_batch(lengths=(150, 90), seed=3)
 
 
-@pytest.mark.parametrize("strategy", ["greedy", "beam", "ctc", "joint", "rescore"])
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "ctc", "joint", "rescore", "fusion"])
 def test_each_strategy_runs(model, batch, strategy):
     out = model.generate(batch, DecodingConfig(strategy=strategy, num_beams=3, ctc_weight=0.5))
     assert len(out) == 2 and all(isinstance(s, str) for s in out)
@@ -71,3 +72,32 @@ def test_rescore_without_meg_is_the_llm_beam_search(model, batch):
     beam = model.generate(batch, DecodingConfig(strategy="beam", num_beams=3), meg_mode="none")
     rescore = model.generate(batch, DecodingConfig(strategy="rescore", num_beams=3, ctc_weight=0.5), meg_mode="none")
     assert rescore == beam
+
+
+def test_fusion_lm_weight_zero_equals_ctc(model, batch):
+    ctc = model.generate(batch, DecodingConfig(strategy="ctc", num_beams=3))
+    assert model.generate(batch, DecodingConfig(strategy="fusion", num_beams=3, lm_weight=0.0)) == ctc
+
+
+def test_fusion_prefix_lm_is_the_meg_conditioned_decoder(model, batch):
+    """PrefixLM's next-token log-probs for prefixes of mixed lengths equal the KV-cached step's, one length at a time."""
+    from brain2text.models.splice import CachedLMStep, PrefixLM
+
+    s = model._lm_inputs(batch, model.encode(batch), "meg", with_targets=False)
+    ctx = s.inputs_embeds[:1, : int(s.attention_mask[0].sum())]
+    prefixes = [[], [5], [5, 9, 3], [7, 2]]
+    got = PrefixLM(model.decoder, ctx, model._embed)(prefixes)
+    for p, row in zip(prefixes, got):
+        assert torch.allclose(row, CachedLMStep(model.decoder, ctx, model._embed)([p])[0], atol=1e-5)
+
+
+def test_fusion_without_meg_and_its_retrieval_score(model, batch):
+    decoding = DecodingConfig(strategy="fusion", num_beams=3, lm_weight=0.5, length_bonus=0.25)
+    assert model.generate(batch, decoding, meg_mode="none") == ["", ""]
+    cands = ["the cat", "a dog ran", ""]
+    assert model.candidate_scores(batch, cands, decoding, meg_mode="none") is None
+    enc = model.encode(batch)
+    got = model.candidate_scores(batch, cands, decoding, encoded=enc)
+    expected = (model._ctc_sequence_logprob(enc, cands) + 0.5 * model.sequence_logprob(batch, cands, encoded=enc)
+                + 0.25 * model._n_tokens(cands))
+    assert torch.allclose(got, expected)

@@ -68,3 +68,18 @@ def test_cli_refuses_to_write_into_a_hub_id(tmp_path):
                           cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "hub id" in proc.stderr
     assert not (tmp_path / "meta-llama").exists()
+
+
+def test_cli_takes_the_tokenizer_from_the_config(tmp_path, text_dir):
+    """`pretrain-lm` trains the tokenizer kind the config names (decoder.pretrain_tokenizer); --tokenizer
+    overrides it."""
+    import subprocess
+    import sys
+
+    for extra, kind in (([], "word"), (["--tokenizer", "bpe"], "bpe")):
+        out = tmp_path / kind
+        proc = subprocess.run([sys.executable, "-m", "brain2text", "pretrain-lm", "--out", str(out), "--steps", "1",
+                               "--text-dir", str(text_dir), "--json", *extra, "decoder.pretrain_tokenizer=word"],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["settings"]["tokenizer"] == kind

@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output directory (default: the config's decoder.model_name_or_path)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 300)")
     p.add_argument("--tokenizer", choices=["bpe", "word"], default=None,
-                   help="bpe: byte-level BPE, any word encodable (default); word: one id per training word, others <unk>")
+                   help="bpe: byte-level BPE, any word encodable; word: one id per training word, others <unk> "
+                        "(default: the config's decoder.pretrain_tokenizer)")
     p.add_argument("--vocab-size", type=int, default=None, help="tokenizer vocabulary size (default 600 for bpe)")
     p.add_argument("--text-dir", default=None, help="folder of the story texts (default: as `brain2text synth`)")
     p.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
@@ -36,10 +37,9 @@ def run(args: argparse.Namespace) -> int:
     settings = LMSettings()
     if args.steps is not None:
         settings.steps = max(1, args.steps)
-    if args.tokenizer is not None:
-        settings.tokenizer = args.tokenizer
-        if args.tokenizer == "word" and args.vocab_size is None:
-            settings.vocab_size = 8000  # every training word
+    settings.tokenizer = args.tokenizer or cfg.decoder.pretrain_tokenizer
+    if settings.tokenizer == "word" and args.vocab_size is None:
+        settings.vocab_size = 8000  # every training word
     if args.vocab_size is not None:
         if args.vocab_size < 1:
             raise ConfigError(f"--vocab-size must be >= 1, got {args.vocab_size}")

@@ -94,8 +94,15 @@ def ctc_prefix_beam_search(
     return out or [(list(prefixes[0]), total[0])]
 
 
-def _prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, prefixes, p_b: Tensor, p_nb: Tensor):
-    """One frame of prefix beam search: every prefix either stays (blank or repeat) or grows by a label."""
+def _prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, prefixes, p_b: Tensor, p_nb: Tensor,
+                      fuse: Tensor | None = None, ext_fuse: Tensor | None = None):
+    """One frame of prefix beam search: every prefix either stays (blank or repeat) or grows by a label.
+
+    Shallow fusion (:func:`brain2text.decoding.joint.ctc_fusion_beam_search`): ``fuse`` ``(n,)`` is each
+    prefix's accumulated non-CTC score and ``ext_fuse`` ``(n, V)`` what growing it by each class adds;
+    prefixes are then ranked by CTC + fused score while ``p_b``/``p_nb`` stay pure CTC. Returns
+    ``(prefixes, p_b, p_nb)``, plus the new ``fuse`` when fusing.
+    """
     x_ext = x.clone()
     if prune_topk is not None and prune_topk < x.numel():
         x_ext = torch.full_like(x, NEG_INF)
@@ -118,12 +125,19 @@ def _prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, 
             stay_nb[i] = torch.logaddexp(stay_nb[i], ext[j, p[-1]])
             ext[j, p[-1]] = NEG_INF
     k = min(beam, ext.numel())
-    ext_top, ext_idx = ext.flatten().topk(k)
+    if fuse is None:
+        ext_top, ext_idx = ext.flatten().topk(k)
+    else:
+        grown = fuse[:, None] + ext_fuse  # (n, V): the fused score of each extension
+        _, ext_idx = (ext + grown).flatten().topk(k)
+        ext_top = ext.flatten()[ext_idx]
     n_stay, n_cls = len(prefixes), ext.shape[1]
     cand_b = torch.cat([stay_b, ext_top.new_full((k,), NEG_INF)])
     cand_nb = torch.cat([stay_nb, ext_top])
     cand_total = torch.logaddexp(cand_b, cand_nb)
-    order = cand_total.argsort(descending=True, stable=True)[:beam]
+    cand_fuse = None if fuse is None else torch.cat([fuse, grown.flatten()[ext_idx]])
+    rank = cand_total if fuse is None else cand_total + cand_fuse
+    order = rank.argsort(descending=True, stable=True)[:beam]
     # impossible candidates (-inf) would duplicate merged prefixes; keep one only if nothing else is left
     order = order[cand_total[order] > NEG_INF] if bool(cand_total[order[0]] > NEG_INF) else order[:1]
     new_prefixes = []
@@ -133,7 +147,9 @@ def _prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, 
         else:
             flat = int(ext_idx[j - n_stay])
             new_prefixes.append(prefixes[flat // n_cls] + (flat % n_cls,))
-    return new_prefixes, cand_b[order], cand_nb[order]
+    if fuse is None:
+        return new_prefixes, cand_b[order], cand_nb[order]
+    return new_prefixes, cand_b[order], cand_nb[order], cand_fuse[order]
 
 
 @dataclass

@@ -214,6 +214,9 @@ def _retrieval_score(model, decoding: DecodingConfig) -> str:
         return "log P_LM(sentence | MEG)"
     if decoding.strategy == "ctc":
         return "log P_CTC(sentence | MEG); none without MEG"
+    if decoding.strategy == "fusion":
+        return (f"log P_CTC + {decoding.lm_weight:g} log P_LM + {decoding.length_bonus:g} n_tokens (the fusion score); "
+                "none without MEG")
     w = decoding.ctc_weight
     return f"{1 - w:g} log P_LM + {w:g} log P_CTC (the {decoding.strategy} score); LM only without MEG"
 

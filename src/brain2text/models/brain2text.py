@@ -22,7 +22,7 @@ from ..errors import ConfigError, ModelError
 from .encoder import MEGEncoder
 from .projector import build_projector
 from .rvq import ResidualVQ
-from .splice import CachedLMStep, SplicedInputs, splice_meg
+from .splice import CachedLMStep, PrefixLM, SplicedInputs, splice_meg
 
 MODEL_LOSSES = ("mae", "commit", "entropy", "lm", "ctc", "word")
 
@@ -241,17 +241,28 @@ class Brain2Text(nn.Module):
         """
         decoding = decoding or self.cfg.decoding
         strategy = decoding.strategy
-        w = {"ctc": 1.0, "joint": decoding.ctc_weight, "rescore": decoding.ctc_weight}.get(strategy, 0.0) \
-            if meg_mode == "meg" else 0.0
-        if strategy == "ctc" and meg_mode != "meg":
+        if strategy in ("ctc", "fusion") and meg_mode != "meg":
             return None
         if meg_mode == "meg" and encoded is None:
             encoded = self.encode(batch)
+        if strategy == "fusion":  # log P_CTC + lm_weight * log P_LM + length_bonus * len
+            score = self._ctc_sequence_logprob(encoded, candidates)
+            if decoding.lm_weight:
+                score = score + decoding.lm_weight * self.sequence_logprob(batch, candidates, encoded=encoded)
+            return score + decoding.length_bonus * self._n_tokens(candidates)
+        w = {"ctc": 1.0, "joint": decoding.ctc_weight, "rescore": decoding.ctc_weight}.get(strategy, 0.0) \
+            if meg_mode == "meg" else 0.0
         lm = self.sequence_logprob(batch, candidates, meg_mode=meg_mode, encoded=encoded) if w < 1.0 else None
         if w == 0.0:
             return lm
         ctc = self._ctc_sequence_logprob(encoded, candidates)
         return ctc if lm is None else (1.0 - w) * lm + w * ctc
+
+    def _n_tokens(self, candidates: list[str]) -> torch.Tensor:
+        """Each candidate's number of tokens ``(n_candidates,)`` (the length the length bonus counts)."""
+        from .alignment import ctc_targets
+
+        return ctc_targets(self.tokenizer, candidates)[1].float()
 
     def _ctc_sequence_logprob(self, enc: EncoderOutput, candidates: list[str]) -> torch.Tensor:
         """``log P_CTC(candidate | MEG)`` (B, K); -inf where a candidate needs more frames than there are."""
@@ -281,11 +292,13 @@ class Brain2Text(nn.Module):
         if meg_mode not in ("meg", "none"):
             raise ModelError(f"meg_mode must be 'meg' or 'none', got {meg_mode!r}")
         strategy = decoding.strategy
-        if strategy == "ctc" and meg_mode == "none":
+        if strategy in ("ctc", "fusion") and meg_mode == "none":  # the CTC's frames drive the search
             return [""] * len(batch)
         enc = (encoded if encoded is not None else self.encode(batch)) if meg_mode == "meg" else None
         if strategy == "ctc":
             ids = self._ctc(enc, decoding.num_beams)
+        elif strategy == "fusion":
+            ids = self._fusion(batch, enc, decoding)
         elif strategy in ("joint", "rescore"):
             ids = self._joint(batch, enc, decoding)
         else:
@@ -330,6 +343,19 @@ class Brain2Text(nn.Module):
         return joint_decode_batch(make_step, enc.ctc_log_probs if enc is not None else None,
                                   enc.mask.sum(1) if enc is not None else None, len(batch), ctc_weight=weight,
                                   **common)
+
+    def _fusion(self, batch, enc, decoding) -> list[list[int]]:
+        """CTC prefix beam search with the MEG-conditioned LLM's shallow fusion (one example at a time)."""
+        from ..decoding.joint import ctc_fusion_beam_search
+
+        s = self._lm_inputs(batch, enc, "meg", with_targets=False)
+        lengths, ctc_lengths = s.attention_mask.sum(1).tolist(), enc.mask.sum(1).tolist()
+        pad = self.tokenizer.pad_token_id or 0
+        return [ctc_fusion_beam_search(enc.ctc_log_probs[i], len(self.tokenizer),
+                                       PrefixLM(self.decoder, s.inputs_embeds[i:i + 1, : int(lengths[i])], self._embed, pad),
+                                       eos_id=self.eos_id, beam=decoding.num_beams, lm_weight=decoding.lm_weight,
+                                       length_bonus=decoding.length_bonus, length=int(ctc_lengths[i]))
+                for i in range(len(batch))]
 
     # ------------------------------------------------------------------------ persistence
     def save_pretrained(self, path, preprocessing: dict | None = None) -> None:

@@ -100,3 +100,27 @@ class CachedLMStep:
         if self.cache is not None:
             self.cache.reorder_cache(torch.as_tensor(parents, device=self.context.device))
             self.cached_n = len(parents)
+
+
+class PrefixLM:
+    """``prefix_lm_fn`` for :func:`brain2text.decoding.joint.ctc_fusion_beam_search`: next-token log-probs
+    after a fixed context (prompt + MEG embeddings, (1, P, H)) and each of several prefixes of generated
+    ids, of any lengths (right-padded into one batch; causal attention keeps the padding out)."""
+
+    def __init__(self, decoder, context: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor], pad_id: int = 0):
+        self.decoder, self.context, self.embed, self.pad_id = decoder, context, embed, pad_id
+
+    @torch.no_grad()
+    def __call__(self, prefixes: list[list[int]]) -> torch.Tensor:
+        n, device = len(prefixes), self.context.device
+        lengths = torch.tensor([len(p) for p in prefixes], device=device)
+        longest = int(lengths.max()) if n else 0
+        ctx = self.context.expand(n, -1, -1)
+        if longest:
+            ids = torch.tensor([p + [self.pad_id] * (longest - len(p)) for p in prefixes], device=device)
+            ctx = torch.cat([ctx, self.embed(ids).to(ctx.dtype)], 1)
+        mask = torch.ones(ctx.shape[:2], dtype=torch.long, device=device)
+        mask[:, self.context.shape[1]:] = (torch.arange(longest, device=device)[None] < lengths[:, None]).long()
+        logits = self.decoder(inputs_embeds=ctx, attention_mask=mask).logits
+        last = logits[torch.arange(n, device=device), self.context.shape[1] + lengths - 1]  # (n, V)
+        return torch.log_softmax(last.float(), dim=-1)
