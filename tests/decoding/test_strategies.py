@@ -80,15 +80,17 @@ def test_fusion_lm_weight_zero_equals_ctc(model, batch):
 
 
 def test_fusion_prefix_lm_is_the_meg_conditioned_decoder(model, batch):
-    """PrefixLM's next-token log-probs for prefixes of mixed lengths equal the KV-cached step's, one length at a time."""
+    """PrefixLM's next-token log-probs for prefixes of mixed lengths, grown from earlier calls or new, equal the
+    KV-cached beam step's, one prefix at a time."""
     from brain2text.models.splice import CachedLMStep, PrefixLM
 
     s = model._lm_inputs(batch, model.encode(batch), "meg", with_targets=False)
     ctx = s.inputs_embeds[:1, : int(s.attention_mask[0].sum())]
-    prefixes = [[], [5], [5, 9, 3], [7, 2]]
-    got = PrefixLM(model.decoder, ctx, model._embed)(prefixes)
-    for p, row in zip(prefixes, got):
-        assert torch.allclose(row, CachedLMStep(model.decoder, ctx, model._embed)([p])[0], atol=1e-5)
+    lm = PrefixLM(model.decoder, ctx, model._embed)
+    for prefixes in ([[], [5], [5, 9, 3], [7, 2]], [[5, 9, 3, 1], [7, 2, 2], [5], [4, 4, 4, 4, 4]]):  # grown, and unseen
+        got = lm(prefixes)
+        for p, row in zip(prefixes, got):
+            assert torch.allclose(row, CachedLMStep(model.decoder, ctx, model._embed)([p])[0], atol=1e-5)
 
 
 def test_fusion_without_meg_and_its_retrieval_score(model, batch):

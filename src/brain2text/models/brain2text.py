@@ -350,9 +350,8 @@ class Brain2Text(nn.Module):
 
         s = self._lm_inputs(batch, enc, "meg", with_targets=False)
         lengths, ctc_lengths = s.attention_mask.sum(1).tolist(), enc.mask.sum(1).tolist()
-        pad = self.tokenizer.pad_token_id or 0
         return [ctc_fusion_beam_search(enc.ctc_log_probs[i], len(self.tokenizer),
-                                       PrefixLM(self.decoder, s.inputs_embeds[i:i + 1, : int(lengths[i])], self._embed, pad),
+                                       PrefixLM(self.decoder, s.inputs_embeds[i:i + 1, : int(lengths[i])], self._embed),
                                        eos_id=self.eos_id, beam=decoding.num_beams, lm_weight=decoding.lm_weight,
                                        length_bonus=decoding.length_bonus, length=int(ctc_lengths[i]))
                 for i in range(len(batch))]

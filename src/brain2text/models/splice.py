@@ -105,22 +105,66 @@ class CachedLMStep:
 class PrefixLM:
     """``prefix_lm_fn`` for :func:`brain2text.decoding.joint.ctc_fusion_beam_search`: next-token log-probs
     after a fixed context (prompt + MEG embeddings, (1, P, H)) and each of several prefixes of generated
-    ids, of any lengths (right-padded into one batch; causal attention keeps the padding out)."""
+    ids, of any lengths.
 
-    def __init__(self, decoder, context: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor], pad_id: int = 0):
-        self.decoder, self.context, self.embed, self.pad_id = decoder, context, embed, pad_id
+    Incremental, like a KV cache that branches: the context runs once, and a prefix ``g + [c]`` runs only
+    its last token, on the stored keys and values of ``g`` (computed first if they are not stored yet).
+    The prefixes of one call run as one batch: their parents' keys and values right-padded to a common
+    length, the padding masked out, each new token at its own position.
+    """
+
+    def __init__(self, decoder, context: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor]):
+        self.decoder, self.context, self.embed = decoder, context, embed
+        self._ctx_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, (1, heads, P, d)
+        self._after_context: torch.Tensor | None = None
+        self._kv: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}  # per layer, (heads, len, d)
+        self._next: dict[tuple[int, ...], torch.Tensor] = {}
+
+    @torch.no_grad()
+    def _run_context(self) -> None:
+        mask = torch.ones(self.context.shape[:2], dtype=torch.long, device=self.context.device)
+        out = self.decoder(inputs_embeds=self.context, attention_mask=mask, use_cache=True)
+        self._ctx_kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+        self._after_context = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
 
     @torch.no_grad()
     def __call__(self, prefixes: list[list[int]]) -> torch.Tensor:
-        n, device = len(prefixes), self.context.device
-        lengths = torch.tensor([len(p) for p in prefixes], device=device)
-        longest = int(lengths.max()) if n else 0
-        ctx = self.context.expand(n, -1, -1)
-        if longest:
-            ids = torch.tensor([p + [self.pad_id] * (longest - len(p)) for p in prefixes], device=device)
-            ctx = torch.cat([ctx, self.embed(ids).to(ctx.dtype)], 1)
-        mask = torch.ones(ctx.shape[:2], dtype=torch.long, device=device)
-        mask[:, self.context.shape[1]:] = (torch.arange(longest, device=device)[None] < lengths[:, None]).long()
-        logits = self.decoder(inputs_embeds=ctx, attention_mask=mask).logits
-        last = logits[torch.arange(n, device=device), self.context.shape[1] + lengths - 1]  # (n, V)
-        return torch.log_softmax(last.float(), dim=-1)
+        if self._ctx_kv is None:
+            self._run_context()
+        todo = list(dict.fromkeys(tuple(p) for p in prefixes if p and tuple(p) not in self._next))
+        parents = list(dict.fromkeys(q[:-1] for q in todo if len(q) > 1 and q[:-1] not in self._kv))
+        if parents:
+            self([list(q) for q in parents])
+        if todo:
+            self._extend(todo)
+        return torch.stack([self._after_context if not p else self._next[tuple(p)] for p in prefixes])
+
+    def _extend(self, todo: list[tuple[int, ...]]) -> None:
+        from transformers import DynamicCache
+
+        device, n_ctx, n = self.context.device, self.context.shape[1], len(todo)
+        lengths = [len(q) - 1 for q in todo]  # of each parent
+        longest = max(lengths)
+        layers = []
+        for layer, (ctx_k, ctx_v) in enumerate(self._ctx_kv):
+            keys = ctx_k.new_zeros(n, ctx_k.shape[1], n_ctx + longest, ctx_k.shape[3])
+            values = torch.zeros_like(keys)
+            keys[:, :, :n_ctx], values[:, :, :n_ctx] = ctx_k, ctx_v
+            for row, (q, length) in enumerate(zip(todo, lengths)):
+                if length:
+                    k, v = self._kv[q[:-1]][layer]
+                    keys[row, :, n_ctx:n_ctx + length], values[row, :, n_ctx:n_ctx + length] = k, v
+            layers.append((keys, values))
+        cache = DynamicCache(ddp_cache_data=layers)
+        mask = torch.ones(n, n_ctx + longest + 1, dtype=torch.long, device=device)
+        for row, length in enumerate(lengths):
+            mask[row, n_ctx + length: n_ctx + longest] = 0
+        positions = torch.tensor([[n_ctx + length] for length in lengths], device=device)
+        last = self.embed(torch.tensor([[q[-1]] for q in todo], device=device)).to(self.context.dtype)
+        out = self.decoder(inputs_embeds=last, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+        logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        for row, (q, length) in enumerate(zip(todo, lengths)):
+            self._next[q] = logp[row]
+            self._kv[q] = [(torch.cat([self._kv[q[:-1]][i][0] if length else layer.keys[row, :, :0], layer.keys[row, :, -1:]], 1),
+                            torch.cat([self._kv[q[:-1]][i][1] if length else layer.values[row, :, :0], layer.values[row, :, -1:]], 1))
+                           for i, layer in enumerate(out.cache.layers)]
