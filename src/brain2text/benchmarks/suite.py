@@ -1,13 +1,15 @@
 """Run the benchmarks, write ``results.json`` and ``results.md``.
 
-``python -m benchmarks [--quick] [--only B1,B5] [--out benchmarks/results.json]`` (repository root)
-and ``brain2text bench`` call :func:`main`. Each benchmark runs in this process; one that fails is
-recorded with its error and the others still run.
+``python -m benchmarks [--quick] [--only B1,B5 [--merge]] [--out benchmarks/results.json]`` (repository
+root) and ``brain2text bench`` call :func:`main`. Each benchmark runs in this process; one that fails is
+recorded with its error and the others still run. ``--merge`` reruns the ``--only`` benchmarks into an
+existing results file: their rows are replaced, the others kept, and the header says what was rerun when.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -80,6 +82,22 @@ def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> di
     return record
 
 
+def merge_records(old: dict, new: dict) -> dict:
+    """``old`` with the rows of ``new`` in place of those with the same id (new ids go last) and a note of
+    the rerun; the quick flag of both must agree."""
+    if bool(old.get("quick")) != bool(new.get("quick")):
+        raise Brain2TextError("--merge: cannot mix --quick and full-size results")
+    fresh = {r["id"]: r for r in new["results"]}
+    results = [fresh.pop(r["id"], r) for r in old["results"]] + list(fresh.values())
+    rerun = {"ids": sorted({r["id"] for r in new["results"]}), "started": new["started"],
+             "load_average_start": new["machine"]["load_average_start"],
+             "load_average_end": new["machine"].get("load_average_end"), "versions": new["versions"]}
+    merged = dict(old, results=results, reruns=[*old.get("reruns", []), rerun])
+    if "full_size_memory" in new:
+        merged["full_size_memory"] = new["full_size_memory"]
+    return merged
+
+
 def _figure(r: dict) -> str:
     if r["error"]:
         return "error"
@@ -105,7 +123,11 @@ def markdown(record: dict) -> str:
              f"{' (--quick sizes: not the documented figures)' if record['quick'] else ''}. "
              f"torch {record['versions'].get('torch')}, mne {record['versions'].get('mne')}, "
              f"transformers {record['versions'].get('transformers')}, vector-quantize-pytorch "
-             f"{record['versions'].get('vector-quantize-pytorch')}.", "",
+             f"{record['versions'].get('vector-quantize-pytorch')}."]
+    for rerun in record.get("reruns", []):
+        lines[0] += (f" {', '.join(rerun['ids'])} rerun alone {rerun['started']} (load average "
+                     f"{rerun['load_average_start']} at start, {rerun['load_average_end']} at end).")
+    lines += ["",
              "| # | benchmark | brain2text | baseline (same run) | figure | target | met |", "|---|---|---|---|---|---|---|"]
     for r in record["results"]:
         met = {True: "yes", False: "**no**", None: "report"}[r["passed"]]
@@ -132,6 +154,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="benchmarks/results.json", help="results JSON; the Markdown table goes beside it (.md)")
     p.add_argument("--workdir", default=".cache/bench", help="generated recordings and models (reused between runs)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 5, quick 2)")
+    p.add_argument("--merge", action="store_true",
+                   help="with --only: replace those rows in the existing --out file and keep the others")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,9 +163,20 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(only - set(TITLE) - {"memory"})
     if unknown:
         raise Brain2TextError(f"--only: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(TITLE)}, memory")
+    out = Path(args.out)
+    if args.merge and not only:
+        raise Brain2TextError("--merge needs --only: which benchmarks to rerun")
+    old = None
+    if args.merge:
+        if not out.is_file():
+            raise Brain2TextError(f"--merge: {out} does not exist (run the whole suite first)")
+        old = json.loads(out.read_text(encoding="utf-8"))
+        if bool(old.get("quick")) != bool(args.quick):
+            raise Brain2TextError("--merge: cannot mix --quick and full-size results")
     settings = Settings(quick=args.quick, workdir=args.workdir, repeats=args.repeats or (2 if args.quick else 5))
     record = run_suite(settings, only or None, log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    out = Path(args.out)
+    if old is not None:
+        record = merge_records(old, record)
     atomic_write_json(out, record)
     atomic_write_text(out.with_suffix(".md"), markdown(record))
     print(markdown(record))
