@@ -219,6 +219,8 @@ class DecodingConfig:
             raise ConfigError(f"decoding.strategy must be one of {', '.join(DECODING_STRATEGIES)}, got {self.strategy!r}")
         if not 0.0 <= self.ctc_weight <= 1.0:
             raise ConfigError("decoding.ctc_weight must be in [0, 1]")
+        if self.lm_weight < 0:
+            raise ConfigError("decoding.lm_weight must be >= 0")
         if self.num_beams < 1:
             raise ConfigError("decoding.num_beams must be >= 1")
 

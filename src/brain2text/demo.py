@@ -6,7 +6,7 @@ Stages (each cached; a second run reuses what is done and says so):
 2. pretrain the small decoder on training-split sentences (``brain2text pretrain-lm``);
 3. train brain2text in ``multi_phase`` mode (``python train.py``), sentence-hash split;
 4. evaluate held-out sentences with every control (``brain2text evaluate``), default strategy;
-5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC, n-best rescoring) the same way;
+5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC, joint CTC/LLM beam) the same way;
 6. the held-out-story split: its own decoder pretraining, training and evaluation;
 7. decode one held-out recording with ``python inference.py``;
 8. print the results table.
@@ -39,12 +39,12 @@ class DemoSettings:
     config: str = "configs/demo.yaml"
     out: str = "outputs/demo"
     subjects: int = 2
-    max_seconds: float = 300.0
+    max_seconds: float = 900.0
     synth_sfreq: float = 200.0
     snr: float = 1.0
     seed: int = 0
     story_split: bool = True
-    strategies: list[str] = field(default_factory=lambda: ["beam", "ctc", "rescore"])
+    strategies: list[str] = field(default_factory=lambda: ["beam", "ctc", "joint"])
     overrides: list[str] = field(default_factory=list)
 
 

@@ -9,7 +9,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="configs/demo.yaml", help="demo configuration (default configs/demo.yaml)")
     p.add_argument("--out", default="outputs/demo", help="where metrics, models and the inference JSON go")
     p.add_argument("--subjects", type=int, default=2, help="synthetic subjects (default 2)")
-    p.add_argument("--max-seconds", type=float, default=300.0, help="seconds of each story per subject (default 300)")
+    p.add_argument("--max-seconds", type=float, default=900.0, help="seconds of each story per subject (default 900)")
     p.add_argument("--snr", type=float, default=1.0, help="synthetic signal-to-noise ratio (default 1.0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     p.add_argument("--no-story-split", action="store_true", help="skip the held-out-story run")
