@@ -84,9 +84,7 @@ def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> di
 
 def merge_records(old: dict, new: dict) -> dict:
     """``old`` with the rows of ``new`` in place of those with the same id (new ids go last) and a note of
-    the rerun; the quick flag of both must agree."""
-    if bool(old.get("quick")) != bool(new.get("quick")):
-        raise Brain2TextError("--merge: cannot mix --quick and full-size results")
+    the rerun (:func:`run` has checked, before running, that both are --quick or both full size)."""
     fresh = {r["id"]: r for r in new["results"]}
     results = [fresh.pop(r["id"], r) for r in old["results"]] + list(fresh.values())
     rerun = {"ids": sorted({r["id"] for r in new["results"]}), "started": new["started"],

@@ -25,6 +25,7 @@ from .rvq import ResidualVQ
 from .splice import CachedLMStep, PrefixLM, SplicedInputs, splice_meg
 
 MODEL_LOSSES = ("mae", "commit", "entropy", "lm", "ctc", "word")
+CTC_DRIVEN = ("ctc", "fusion")  # strategies whose search runs over the encoder's frames: nothing to decode without MEG
 
 
 @dataclass
@@ -241,7 +242,7 @@ class Brain2Text(nn.Module):
         """
         decoding = decoding or self.cfg.decoding
         strategy = decoding.strategy
-        if strategy in ("ctc", "fusion") and meg_mode != "meg":
+        if strategy in CTC_DRIVEN and meg_mode != "meg":
             return None
         if meg_mode == "meg" and encoded is None:
             encoded = self.encode(batch)
@@ -292,7 +293,7 @@ class Brain2Text(nn.Module):
         if meg_mode not in ("meg", "none"):
             raise ModelError(f"meg_mode must be 'meg' or 'none', got {meg_mode!r}")
         strategy = decoding.strategy
-        if strategy in ("ctc", "fusion") and meg_mode == "none":  # the CTC's frames drive the search
+        if strategy in CTC_DRIVEN and meg_mode == "none":
             return [""] * len(batch)
         enc = (encoded if encoded is not None else self.encode(batch)) if meg_mode == "meg" else None
         if strategy == "ctc":
