@@ -13,7 +13,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test test-fast bench bench-quick report clean
+.PHONY: venv demo test test-fast lint bench bench-quick report clean
 
 venv: $(STAMP)
 
@@ -28,11 +28,17 @@ $(STAMP): pyproject.toml requirements.txt
 demo: $(STAMP)
 	$(VENV)/bin/brain2text demo $(ARGS)
 
+# The lint gate first (ruff, configured in pyproject.toml), then the suite.
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q $(ARGS)
 
 test-fast: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(ARGS)

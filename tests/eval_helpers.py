@@ -39,7 +39,8 @@ def tiny_eval_setup(tmp_path_factory) -> TinySetup:
 
     from brain2text.cli import main
     from brain2text.data.cache import build_cache
-    from brain2text.models.brain2text import build_model
+    from brain2text.models.build import build_model
+    from brain2text.models.serialization import save_model
     from brain2text.training.data import preprocessing_record
     from helpers import make_tiny_model_dir
 
@@ -56,6 +57,6 @@ def tiny_eval_setup(tmp_path_factory) -> TinySetup:
     torch.manual_seed(0)
     model = build_model(cfg)
     model.preprocessing = preprocessing_record(example_set, cfg)
-    model.save_pretrained(setup.model_dir)
+    save_model(model, setup.model_dir)
     _CACHE["setup"] = setup
     return setup

@@ -53,11 +53,12 @@ def tiny_config(model_dir: str | os.PathLike, overrides: list[str] | None = None
     return load_config(REPO / "configs" / "tiny.yaml", [f"decoder.model_name_or_path={model_dir}", *(overrides or [])])
 
 
-def make_batch(lengths=(120, 80), n_chans: int = 20, texts=None, seed: int = 0, sfreq: float = 100.0):
-    """A random padded :class:`MEGBatch` with sensor positions, words and word onsets."""
+def make_batch(lengths=(120, 80), n_chans: int = 20, texts=None, seed: int = 0, sfreq: float = 100.0, tokenizer=None):
+    """A random padded :class:`MEGBatch` with sensor positions, words and word onsets (and, with
+    ``tokenizer``, their token ids, as the data layer's collate gives them for training)."""
     import torch
 
-    from brain2text.data.batch import MEGBatch
+    from brain2text.data.batch import MEGBatch, tokenize_batch
 
     g = torch.Generator().manual_seed(seed)
     b, t = len(lengths), max(lengths)
@@ -66,6 +67,21 @@ def make_batch(lengths=(120, 80), n_chans: int = 20, texts=None, seed: int = 0, 
     texts = list(texts or [SENTENCES[i % len(SENTENCES)] for i in range(b)])
     words = [s.split() for s in texts]
     onsets = [[min(0.3 * i, (n - 1) / sfreq) for i in range(len(w))] for w, n in zip(words, lengths)]
-    return MEGBatch(meg=meg, meg_mask=mask, subject_index=torch.arange(b) % 4, channel_mask=None,
-                    sensor_positions=torch.rand(b, n_chans, 2, generator=g), texts=texts, words=words,
-                    word_onsets=onsets, example_ids=[f"ex{i}" for i in range(b)], sfreq=sfreq)
+    batch = MEGBatch(meg=meg, meg_mask=mask, subject_index=torch.arange(b) % 4, channel_mask=None,
+                     sensor_positions=torch.rand(b, n_chans, 2, generator=g), texts=texts, words=words,
+                     word_onsets=onsets, example_ids=[f"ex{i}" for i in range(b)], sfreq=sfreq)
+    return batch if tokenizer is None else tokenize_batch(batch, tokenizer)
+
+
+def ctc_log_prob_by_prefix_scorer(log_probs, blank: int, ids: list[int], length=None) -> float:
+    """``log P_CTC(ids | x)`` through the label-synchronous prefix scorer, one label at a time: an
+    independent check on :func:`brain2text.decoding.scorers.ctc_sequence_log_prob` (``F.ctc_loss``)."""
+    import torch
+
+    from brain2text.decoding.ctc import CTCPrefixScorer
+
+    scorer = CTCPrefixScorer(log_probs, blank, length=length)
+    state = scorer.initial_state()
+    for c in ids:
+        _, state = scorer.score(state, torch.tensor([[c]]))
+    return float(scorer.end_scores(state)[0])

@@ -55,7 +55,8 @@ def test_only_selects_benchmarks_and_unknown_ids_are_one_line_errors(tmp_path):
     bad = tmp_path / "bad.json"
     proc = _run(["-m", "benchmarks", "--only", "B3,B9", "--out", str(bad)], tmp_path, 120)
     assert proc.returncode == 2 and not bad.exists()
-    assert proc.stderr.strip().splitlines() == ["error: --only: unknown benchmark(s) B9; known: B1, B2, B3, B4, B5, B6, B7, B8, memory"]
+    assert proc.stderr.strip().splitlines() == ["error: --only: unknown benchmark(s) B9; known: B1, B2, B3, B4, B5, "
+                                                "B6, B7, B8, memory"]
 
 
 def test_merge_reruns_some_rows_and_keeps_the_others(tmp_path):

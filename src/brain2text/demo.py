@@ -17,6 +17,7 @@ Every number printed is measured in this run on SYNTHETIC data; no MEG-MASC resu
 from __future__ import annotations
 
 import dataclasses
+import dataclasses as dc
 import json
 import os
 import shutil
@@ -26,7 +27,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cli import main
+from .config import load_config
+from .data.cache import build_cache
 from .errors import Brain2TextError
+from .evaluation.score import score_files
+from .training.run_dir import config_hash
 from .utils.atomic import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,8 +76,6 @@ class Stages:
 
 
 def _cli(argv: list[str]) -> None:
-    from .cli import main
-
     rc = main(argv)
     if rc != 0:
         raise Brain2TextError(f"stage `brain2text {' '.join(argv)}` failed (exit {rc})")
@@ -98,8 +102,6 @@ def _fresh(product: Path, *inputs: Path) -> bool:
 
 
 def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: list[str], strategies: list[str]):
-    from .config import load_config
-
     out = Path(s.out)
     cfg = load_config(s.config, overrides)
     lm_dir = cfg.decoder.model_name_or_path
@@ -134,8 +136,6 @@ def _json_field(path: Path, key: str):
 def _same_run(run_dir: Path, cfg) -> bool:
     """Whether ``run_dir`` holds a training run of this config; a run of another config (the demo's
     settings changed since) is moved aside to ``<run_dir>.previous`` so that training starts afresh."""
-    from .training.run_dir import config_hash
-
     stored = _json_field(run_dir / "run.json", "config_hash")
     if stored is None or stored == config_hash(cfg, "multi_phase", None):
         return stored is not None
@@ -148,8 +148,6 @@ def _same_run(run_dir: Path, cfg) -> bool:
 
 def _held_out_recording(cfg) -> Path:
     """A recording whose every sentence is held out (the test story), else one holding test sentences."""
-    from .data.cache import build_cache
-
     example_set = build_cache(cfg.data, progress=False)
     by_rec: dict[int, set] = {}
     for ex in example_set.examples:
@@ -202,7 +200,8 @@ def results_table(title: str, result: dict) -> str:
         for c, d in result["differences"].items():
             lo, hi = d[metric]["ci95"]
             if not ((hi < 0) if lower else (lo > 0)):
-                lines.append(f"  NOTE: MEG does NOT beat the {c} control on {metric.upper()} (interval includes 0 or favours the control)")
+                lines.append(f"  NOTE: MEG does NOT beat the {c} control on {metric.upper()} (interval includes 0 or "
+                             "favours the control)")
     return "\n".join(lines)
 
 
@@ -222,10 +221,6 @@ def strategies_summary(results: dict[str, dict], versus_default: dict[str, dict]
 def compare_with_default(metric_files: dict[str, Path], default: str, eval_cfg) -> dict[str, dict]:
     """Paired bootstrap of the default strategy minus each other strategy on the same held-out sentences
     (``brain2text score``'s code), so that "the default beats X" comes with an interval."""
-    import dataclasses as dc
-
-    from .evaluation.score import score_files
-
     base = metric_files[default]
     cfg = dc.replace(eval_cfg, bertscore_model="none")  # BERTScore is in each strategy's own file
     return {name: score_files(str(base), str(base), against=str(path), cfg=cfg)["differences"]["against"]
@@ -233,8 +228,6 @@ def compare_with_default(metric_files: dict[str, Path], default: str, eval_cfg) 
 
 
 def run_demo(s: DemoSettings) -> int:
-    from .config import load_config
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -270,7 +263,8 @@ def run_demo(s: DemoSettings) -> int:
                           for c, m in [("MEG", r["metrics"]), *r["controls"].items()])
         print(f"  {strategy:<7} {cells}")
     for strategy, diff in versus.items():
-        cells = ", ".join(f"{label} {100 * diff[k]['delta']:+.1f} [{100 * diff[k]['ci95'][0]:+.1f}, {100 * diff[k]['ci95'][1]:+.1f}]"
+        cells = ", ".join(f"{label} {100 * diff[k]['delta']:+.1f} [{100 * diff[k]['ci95'][0]:+.1f}, "
+                          f"{100 * diff[k]['ci95'][1]:+.1f}]"
                           for k, label in (("wer", "WER"), ("bleu1", "BLEU-1"), ("bleu4", "BLEU-4")))
         print(f"  {default} minus {strategy}: {cells}")
     print(f"\nfiles: {out}/metrics_sentence.json (.md, .png), {out}/strategies.json"

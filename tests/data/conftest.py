@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from bids_helpers import make_bids
-
 from brain2text.config import DataConfig
 
 REAL_EVENTS = Path("meg_masc") / "cable_spool_fort_events.tsv"

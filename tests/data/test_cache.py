@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bids_helpers import flatten_events
 
 import brain2text.data.cache as cache_mod
+from bids_helpers import flatten_events
 from brain2text.data.cache import MANIFEST, build_cache, load_cache
 from brain2text.errors import DataError
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from bids_helpers import flatten_events
 
+from bids_helpers import flatten_events
 from brain2text.data.events import EVENT_TABLE_COLUMNS, extract_sentences, read_events
 from brain2text.errors import DataError
 
@@ -126,9 +126,12 @@ def test_plain_labels_in_dict_layout_are_events_not_errors(tmp_path):
 
 def test_unpronounced_words_and_word_lists(tmp_path):
     rows = [
-        "1.0\t0.2\t{'kind': 'word', 'word': 'a', 'sequence_id': 0.0, 'sound_id': 0.0, 'condition': 'sentence', 'pronounced': 1.0}\t1\t1",
-        "1.3\t0.2\t{'kind': 'word', 'word': 'b', 'sequence_id': 0.0, 'sound_id': 0.0, 'condition': 'sentence', 'pronounced': 0.0}\t1\t1",
-        "1.6\t0.2\t{'kind': 'word', 'word': 'c', 'sequence_id': 0.0, 'sound_id': 0.0, 'condition': 'sentence', 'pronounced': 1.0}\t1\t1",
+        "1.0\t0.2\t{'kind': 'word', 'word': 'a', 'sequence_id': 0.0, 'sound_id': 0.0, 'condition': 'sentence', "
+        "'pronounced': 1.0}\t1\t1",
+        "1.3\t0.2\t{'kind': 'word', 'word': 'b', 'sequence_id': 0.0, 'sound_id': 0.0, 'condition': 'sentence', "
+        "'pronounced': 0.0}\t1\t1",
+        "1.6\t0.2\t{'kind': 'word', 'word': 'c', 'sequence_id': 0.0, 'sound_id': 0.0, 'condition': 'sentence', "
+        "'pronounced': 1.0}\t1\t1",
         "2.0\t0.2\t{'kind': 'word', 'word': 'x', 'sequence_id': 1.0, 'sound_id': 0.0, 'condition': 'word_list'}\t1\t1",
         "3.0\t0.2\t{'kind': 'word', 'word': 'a', 'sequence_id': 0.0, 'sound_id': 1.0, 'condition': 'sentence'}\t1\t1",
     ]

@@ -5,9 +5,18 @@ import numpy as np
 import pytest
 
 from brain2text.config import DataConfig
-from brain2text.data.preprocessing import (CHUNK_BUDGET_BYTES, apply_robust_scaler, bandpass, chunk_channels_for,
-                                           fit_robust_scaler, notch, output_length, preprocess_array,
-                                           preprocess_raw, resample)
+from brain2text.data.preprocessing import (
+    CHUNK_BUDGET_BYTES,
+    apply_robust_scaler,
+    bandpass,
+    chunk_channels_for,
+    fit_robust_scaler,
+    notch,
+    output_length,
+    preprocess_array,
+    preprocess_raw,
+    resample,
+)
 from brain2text.errors import DataError
 
 

@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import mne
 import numpy as np

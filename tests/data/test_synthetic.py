@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from brain2text.data.events import extract_sentences, read_events
 from brain2text.data.synthetic import SynthParams, dataset_hash, generate_dataset
 from brain2text.data.synthetic.stimuli import Event, split_sentences, story_events
 from brain2text.data.synthetic.writer import events_tsv
@@ -184,13 +185,12 @@ def test_phonation_decodable_and_noise_is_not(prepped, shared_data):
 
 
 def test_data_layer_reads_it(small_ds):
-    events_mod = pytest.importorskip("brain2text.data.events")
     path = small_ds / "sub-01" / "ses-0" / "meg" / "sub-01_ses-0_task-1_events.tsv"
-    events = events_mod.read_events(path)
-    sentences = events_mod.extract_sentences(events)
+    events = read_events(path)
+    sentences = extract_sentences(events)
     assert sentences and sentences[0].text.startswith("The Cable Fort by Bill Glover")
     assert all(s.story == "cable_spool_fort" and s.condition == "sentence" for s in sentences)
-    with_lists = events_mod.extract_sentences(events, include_word_lists=True)
+    with_lists = extract_sentences(events, include_word_lists=True)
     assert any(s.condition == "word_list" for s in with_lists)  # the loader's filtering is exercised
 
 
@@ -204,7 +204,6 @@ def test_cli_missing_texts_is_one_line_error(tmp_path):
 
 
 def test_inspect_round_trip(small_ds):
-    pytest.importorskip("brain2text.commands.inspect")
     proc = subprocess.run([sys.executable, "-m", "brain2text", "inspect", str(small_ds), "--json"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

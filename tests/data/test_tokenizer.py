@@ -1,10 +1,14 @@
-from pathlib import Path
 
 import pytest
 
 from brain2text.constants import SPECIAL_TOKENS
-from brain2text.data.tokenizer import (add_meg_special_tokens, load_tokenizer, meg_token_ids, train_bpe_tokenizer,
-                                      train_word_tokenizer)
+from brain2text.data.tokenizer import (
+    add_meg_special_tokens,
+    load_tokenizer,
+    meg_token_ids,
+    train_bpe_tokenizer,
+    train_word_tokenizer,
+)
 
 TEXTS = [
     "The cable spool fort was built by Bill and Roy.",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from brain2text.decoding.ctc import CTCPrefixScorer, ctc_greedy, ctc_prefix_beam_search
+from brain2text.decoding.scorers import ctc_sequence_log_prob
 
 
 def _collapse(path, blank):
@@ -113,7 +114,9 @@ def test_prefix_scorer_equals_brute_force(seed, n_frames, n_classes, blank):
                 assert s == pytest.approx(expect, abs=1e-9)
             assert float(scores[0, -2]) == pytest.approx(exact.get(prefix, -math.inf), abs=1e-9)
             assert float(scores[0, -1]) == -math.inf  # the blank is never a label
-            assert scorer.sequence_log_prob(list(prefix)) == pytest.approx(exact.get(prefix, -math.inf), abs=1e-9)
+            # the exact sequence scorer (F.ctc_loss) agrees with brute force too
+            assert float(ctc_sequence_log_prob(lp, [list(prefix)], blank)[0]) == \
+                pytest.approx(exact.get(prefix, -math.inf), abs=1e-9)
 
 
 def test_prefix_scorer_batched_equals_single():

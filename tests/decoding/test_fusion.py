@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from brain2text.decoding import ctc_prefix_beam_search
+from brain2text.decoding.ctc import ctc_prefix_beam_search
 from brain2text.decoding.joint import ctc_fusion_beam_search
 
 EOS = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from brain2text.decoding import joint_beam_search, lm_beam_search
+from brain2text.decoding.joint import joint_beam_search, lm_beam_search
 
 transformers = pytest.importorskip("transformers")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from brain2text.decoding import ctc_greedy, ctc_prefix_beam_search, joint_beam_search, joint_decode_batch, lm_beam_search
-from brain2text.decoding.ctc import CTCPrefixScorer
-from brain2text.decoding.joint import _beam_search
+from brain2text.decoding.ctc import CTCPrefixScorer, ctc_greedy, ctc_prefix_beam_search
+from brain2text.decoding.joint import _beam_search, joint_beam_search, joint_decode_batch, lm_beam_search
+from brain2text.decoding.scorers import ctc_sequence_log_prob
 
 EOS = 1
 
@@ -92,7 +92,7 @@ def test_weight_one_is_ctc_prefix_beam_search(seed):
     scorer = CTCPrefixScorer(ctc, blank, eos_id=EOS)
     label_sync = _beam_search(ToyLM(seed=seed), [0], EOS, 4, 20, 0.0, scorer=scorer, ctc_weight=1.0, lm_weight=0.0)
     assert label_sync[0][0] == best
-    assert label_sync[0][1] == pytest.approx(scorer.sequence_log_prob(best), abs=1e-4)
+    assert label_sync[0][1] == pytest.approx(float(ctc_sequence_log_prob(ctc, [best], blank)[0]), abs=1e-4)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -158,17 +158,13 @@ def test_joint_with_confident_ctc_follows_it(seed):
     assert got == ctc_greedy(ctc, 8)
 
 
-def test_lm_sequence_scores_teacher_forced():
-    from brain2text.decoding.joint import lm_sequence_scores
-
-    lm = ToyLM(seed=2)
-    cands = [[3, 4, 5], [], [7], [3, 4]]
-    got = lm_sequence_scores(lm, [0], EOS, cands)
-    for y, s in zip(cands, got.tolist()):
-        seq = [0] + y + [EOS]
-        expect = sum(float(lm([seq[: i + 1]])[0, seq[i + 1]]) for i in range(len(seq) - 1))
-        assert s == pytest.approx(expect, abs=1e-5)
-    assert torch.allclose(lm_sequence_scores(CachedToyLM(seed=2), [0], EOS, cands), got)  # stateful: same
+def _teacher_forced(lm, bos, candidates):
+    """log P(y + eos | bos) under a toy step LM, token by token (what rescoring's LM score is)."""
+    out = []
+    for y in candidates:
+        seq = list(bos) + list(y) + [EOS]
+        out.append(sum(float(lm([seq[: i + 1]])[0, seq[i + 1]]) for i in range(len(bos) - 1, len(seq) - 1)))
+    return torch.tensor(out)
 
 
 def test_rescore_nbest_combines_ctc_and_lm():
@@ -186,6 +182,12 @@ def test_rescore_nbest_combines_ctc_and_lm():
             out[i, favourite if len(p) == 3 else EOS if len(p) > 3 else 7] = 0.0
         return torch.log_softmax(out, dim=-1)
 
-    assert rescore_nbest(lm, ctc, [0], EOS, 8, beam=4, ctc_weight=0.5, max_len=6) == [5, 6, 4]
-    assert rescore_nbest(lambda p: lm(p, 3), ctc, [0], EOS, 8, beam=4, ctc_weight=0.5, max_len=6) == [5, 6, 3]
-    assert rescore_nbest(lm, ctc, [0], EOS, 8, beam=4, ctc_weight=0.01, max_len=6) == [7, 7, 4]
+    def lm3(p):
+        return lm(p, 3)
+
+    def scores(step):
+        return lambda cands: _teacher_forced(step, [0], cands)
+
+    assert rescore_nbest(lm, scores(lm), ctc, [0], EOS, 8, beam=4, ctc_weight=0.5, max_len=6) == [5, 6, 4]
+    assert rescore_nbest(lm3, scores(lm3), ctc, [0], EOS, 8, beam=4, ctc_weight=0.5, max_len=6) == [5, 6, 3]
+    assert rescore_nbest(lm, scores(lm), ctc, [0], EOS, 8, beam=4, ctc_weight=0.01, max_len=6) == [7, 7, 4]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from brain2text.config import DecodingConfig
-from brain2text.decoding import ctc_prefix_beam_search
-from brain2text.models.brain2text import build_model
+from brain2text.decoding.ctc import ctc_prefix_beam_search
+from brain2text.models.build import build_model
 from helpers import make_batch, make_tiny_model_dir, tiny_config
 
 
@@ -84,13 +84,13 @@ def test_fusion_prefix_lm_is_the_meg_conditioned_decoder(model, batch):
     KV-cached beam step's, one prefix at a time."""
     from brain2text.models.splice import CachedLMStep, PrefixLM
 
-    s = model._lm_inputs(batch, model.encode(batch), "meg", with_targets=False)
+    s = model.lm_inputs(batch, model.encode(batch))
     ctx = s.inputs_embeds[:1, : int(s.attention_mask[0].sum())]
-    lm = PrefixLM(model.decoder, ctx, model._embed)
+    lm = PrefixLM(model.decoder, ctx, model.embed)
     for prefixes in ([[], [5], [5, 9, 3], [7, 2]], [[5, 9, 3, 1], [7, 2, 2], [5], [4, 4, 4, 4, 4]]):  # grown, and unseen
         got = lm(prefixes)
         for p, row in zip(prefixes, got):
-            assert torch.allclose(row, CachedLMStep(model.decoder, ctx, model._embed)([p])[0], atol=1e-5)
+            assert torch.allclose(row, CachedLMStep(model.decoder, ctx, model.embed)([p])[0], atol=1e-5)
 
 
 def test_fusion_without_meg_and_its_retrieval_score(model, batch):
@@ -100,6 +100,43 @@ def test_fusion_without_meg_and_its_retrieval_score(model, batch):
     assert model.candidate_scores(batch, cands, decoding, meg_mode="none") is None
     enc = model.encode(batch)
     got = model.candidate_scores(batch, cands, decoding, encoded=enc)
-    expected = (model._ctc_sequence_logprob(enc, cands) + 0.5 * model.sequence_logprob(batch, cands, encoded=enc)
-                + 0.25 * model._n_tokens(cands))
+    ids = [model.text_ids(c) for c in cands]
+    expected = (model.ctc_scores(enc, ids) + 0.5 * model.sequence_logprob(batch, cands, encoded=enc)
+                + 0.25 * torch.tensor([float(len(i)) for i in ids]))
     assert torch.allclose(got, expected)
+
+
+def test_lm_sequence_log_prob_is_each_candidate_scored_alone(model, batch):
+    """The one LM scorer: candidates right-padded in one forward give each candidate's own teacher-forced
+    log-probability (+ eos), as a forward of that candidate alone after the same context does."""
+    from brain2text.decoding.scorers import lm_sequence_log_prob
+
+    s = model.lm_inputs(batch, model.encode(batch))
+    ctx = s.inputs_embeds[1:2, : int(s.attention_mask[1].sum())]
+    cands = [[5, 9, 3], [], [7, 2, 2, 2, 8]]
+    got = lm_sequence_log_prob(model.decoder, ctx, model.embed, cands, model.eos_id)
+    for y, score in zip(cands, got.tolist()):
+        seq = y + [model.eos_id]
+        x = torch.cat([ctx, model.embed(torch.tensor([seq]))], 1)
+        logp = torch.log_softmax(model.decoder(inputs_embeds=x).logits[0].float(), -1)
+        expect = sum(float(logp[ctx.shape[1] - 1 + i, t]) for i, t in enumerate(seq))
+        assert score == pytest.approx(expect, abs=1e-4)
+
+
+def test_registry_is_the_one_home_of_strategies():
+    """config validation and the CLI's choices come from the registry: a new entry is all it takes."""
+    from brain2text.config import ConfigError, decoding_strategies
+    from brain2text.decoding.strategies import STRATEGIES, Strategy, register
+
+    assert decoding_strategies() is STRATEGIES
+    with pytest.raises(ConfigError, match="decoding.strategy must be one of"):
+        DecodingConfig(strategy="toy")
+    toy = Strategy("toy", "decodes 'x' for every example", lambda m, b, e, d: [[] for _ in range(len(b))],
+                   lambda m, b, e, c, d: None, lambda d: "none")
+    register(toy)
+    try:
+        assert DecodingConfig(strategy="toy").strategy == "toy"
+        with pytest.raises(ValueError, match="registered twice"):
+            register(toy)
+    finally:
+        del STRATEGIES["toy"]

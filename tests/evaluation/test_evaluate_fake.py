@@ -9,8 +9,7 @@ import pytest
 from brain2text.config import Config, DecodingConfig, EvalConfig
 from brain2text.evaluation.evaluate import evaluate_examples, true_rank
 from brain2text.evaluation.report_table import evaluation_markdown, write_figure
-
-from fakes import SENTENCES, FakeExampleSet, FakeModel
+from fakes import FakeExampleSet, FakeModel
 
 KEYS = {"bleu1", "bleu2", "bleu3", "bleu4", "rougeL_f", "bertscore_f1", "wer", "top1", "top10"}
 
@@ -46,8 +45,8 @@ def test_output_shape_and_a_decoder_that_uses_meg_beats_its_controls(result):
 
 def test_model_fed_its_own_noise_control_scores_as_the_noise_control(result):
     """Feed the noise control as the MEG: the MEG row must equal the noise row of the first run."""
-    from brain2text.evaluation.controls import noise_like, noise_seeds
     from brain2text.data.dataset import MEGDataset, collate_examples
+    from brain2text.evaluation.controls import noise_like, noise_seeds
 
     data = FakeExampleSet()
     ds = MEGDataset(data, "test")

@@ -19,9 +19,9 @@ def setup(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(setup):
     from brain2text.data.cache import build_cache
-    from brain2text.models.brain2text import Brain2Text
+    from brain2text.models.serialization import load_model
 
-    model = Brain2Text.from_pretrained(setup.model_dir)
+    model = load_model(setup.model_dir)
     cfg = setup.config(["eval.bertscore_model=none"])
     return model, cfg, build_cache(cfg.data, progress=False)
 

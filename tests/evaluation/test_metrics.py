@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from brain2text.evaluation.metrics import (
-    bertscore_f1, metrics_info, normalize_for_wer, rouge_l_f, sentence_stats, wer_statistics,
+    bertscore_f1,
+    metrics_info,
+    normalize_for_wer,
+    rouge_l_f,
+    sentence_stats,
+    wer_statistics,
 )
 
 

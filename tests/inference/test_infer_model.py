@@ -47,7 +47,7 @@ def test_model_without_spatial_attention_gives_the_channel_mismatch_error(setup,
     from brain2text.errors import DataError
     from brain2text.inference.infer import InferenceOptions, infer_files
     from brain2text.inference.model_view import view_of
-    from brain2text.models.brain2text import build_model
+    from brain2text.models.build import build_model
 
     torch.manual_seed(0)
     model = build_model(setup.config(["encoder.spatial_attention=false", "encoder.n_chans=16"])).eval()

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from brain2text.models.alignment import ctc_loss, ctc_targets, gather_word_windows, word_contrastive_loss, word_labels
+from brain2text.models.alignment import ctc_loss, gather_word_windows, word_contrastive_loss, word_labels
 
 
 def test_ctc_loss_known_case():
@@ -40,16 +40,20 @@ def test_ctc_loss_shape_errors():
         ctc_loss(lp, torch.ones(2, 4, dtype=torch.bool), torch.zeros(2, 1, dtype=torch.long), torch.ones(2), 3)
 
 
-def test_ctc_targets_no_special_tokens():
+def test_tokenize_batch_gives_ctc_targets_without_special_tokens():
+    from brain2text.data.batch import tokenize_batch
     from brain2text.data.tokenizer import train_bpe_tokenizer
+    from helpers import make_batch
 
     tok = train_bpe_tokenizer(["the cat sat on the mat", "a dog ran in the park"] * 5, vocab_size=300)
-    targets, lengths = ctc_targets(tok, ["the cat", "", "a dog ran"])
+    batch = tokenize_batch(make_batch(lengths=(50, 50, 50), texts=["the cat", "", "a dog ran"]), tok)
+    targets, lengths = batch.ctc_targets, batch.ctc_target_lengths
     assert lengths[1] == 0 and targets.shape == (3, int(lengths.max()))
     assert tok.decode(targets[0, : lengths[0]].tolist()).strip() == "the cat"
     special = set(tok.all_special_ids)
     assert not special & set(targets[2, : lengths[2]].tolist())
     assert int(targets.max()) < len(tok)  # below the blank
+    assert batch.target_ids[2] == targets[2, : lengths[2]].tolist() and batch.word_ids[2][1] == tok("dog", add_special_tokens=False)["input_ids"]
 
 
 def test_contrastive_lower_for_aligned_than_shuffled():

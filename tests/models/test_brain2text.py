@@ -3,8 +3,9 @@ import torch
 
 from brain2text.config import DecodingConfig
 from brain2text.errors import ModelError
-from brain2text.models.brain2text import build_model
-from helpers import make_batch, tiny_config
+from brain2text.models.build import build_model
+from brain2text.registry import weighted_total
+from helpers import ctc_log_prob_by_prefix_scorer, make_batch, tiny_config
 
 ALL_LOSSES = {"mae": 1.0, "commit": 0.25, "entropy": 0.1, "lm": 1.0, "ctc": 0.3, "word": 0.5}
 
@@ -14,7 +15,7 @@ def model(tiny_lm_dir):
     torch.manual_seed(0)
     m = build_model(tiny_config(tiny_lm_dir))
     m.train()
-    m(make_batch(), {"commit": 1.0})  # initialise the codebooks on a first batch
+    m(make_batch(tokenizer=m.tokenizer), {"commit": 1.0})  # initialise the codebooks on a first batch
     return m.eval()
 
 
@@ -31,15 +32,23 @@ def test_encode_shapes_with_padding(model):
 
 def test_forward_returns_named_losses_and_phase1_skips_decoder(model, monkeypatch):
     model.train()
-    out = model(make_batch(), ALL_LOSSES)
-    assert set(out) == set(ALL_LOSSES) | {"loss"}
-    total = sum(ALL_LOSSES[k] * out[k] for k in ALL_LOSSES)
-    torch.testing.assert_close(out["loss"], total)
+    out = model(make_batch(tokenizer=model.tokenizer), ALL_LOSSES)
+    assert set(out) == set(ALL_LOSSES)
     assert all(torch.isfinite(v) for v in out.values())
+    total = sum(ALL_LOSSES[k] * out[k] for k in ALL_LOSSES)
+    torch.testing.assert_close(weighted_total(out, ALL_LOSSES), total)
     monkeypatch.setattr(model.decoder, "forward", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoder used")))
-    out = model(make_batch(), {"mae": 1.0, "lm": 0.0})
-    assert set(out) == {"mae", "loss"}
+    out = model(make_batch(), {"mae": 1.0, "lm": 0.0})  # no token ids needed: no loss reads them
+    assert set(out) == {"mae"}
     model.eval()
+
+
+def test_losses_that_read_targets_need_the_data_layers_token_ids(model):
+    with pytest.raises(ModelError, match="no ctc_targets"):
+        model(make_batch(), {"ctc": 1.0})  # the model never tokenises targets itself
+    batch = make_batch(tokenizer=model.tokenizer)
+    assert batch.target_ids[0] == model.text_ids(batch.texts[0])
+    assert [len(w) for w in batch.word_ids] == [len(w) for w in batch.words]
 
 
 def test_channel_count_error_without_spatial_attention(tiny_lm_dir):
@@ -69,7 +78,7 @@ def test_one_step_changes_only_projector_and_lora(tiny_lm_dir):
     assert {id(p) for p in m.parameters() if p.requires_grad} == trainable
     before = {k: v.detach().clone() for k, v in m.state_dict().items()}
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-2)
-    m(make_batch(), ALL_LOSSES)["loss"].backward()
+    weighted_total(m(make_batch(tokenizer=m.tokenizer), ALL_LOSSES), ALL_LOSSES).backward()
     opt.step()
     names = {id(p): n for n, p in m.named_parameters()}
     changed = {k for k, v in m.state_dict().items() if not torch.equal(v, before[k])}
@@ -90,6 +99,7 @@ def test_batched_generation_ignores_padding(model, strategy):
     if strategy == "greedy":
         blind = batch.select([0, 1, 2])
         blind.texts, blind.words, blind.word_onsets = ["x"] * 3, [], []  # generation never reads the targets
+        blind.target_ids, blind.ctc_targets = [[1, 2]] * 3, torch.zeros(3, 2, dtype=torch.long)
         assert model.generate(blind, dec) == together
         assert model.generate(batch, dec, meg_mode="none") == model.generate(batch.select([1]), dec, meg_mode="none") * 3
 
@@ -105,14 +115,12 @@ def test_sequence_logprob_matches_single_scoring(model):
 
 
 def test_candidate_scores_are_each_strategys_own_score(model):
-    from brain2text.decoding.ctc import CTCPrefixScorer
-
     batch = make_batch(lengths=(100, 60))
     cands = ["the fort", "roy climbed", "zzz"]
     lm = model.sequence_logprob(batch, cands)
     enc = model.encode(batch)
-    ctc = torch.tensor([[CTCPrefixScorer(enc.ctc_log_probs[b], len(model.tokenizer), length=int(enc.mask[b].sum()))
-                         .sequence_log_prob(model._text_ids(c)) for c in cands] for b in range(2)])
+    ctc = torch.tensor([[ctc_log_prob_by_prefix_scorer(enc.ctc_log_probs[b], len(model.tokenizer), model.text_ids(c),
+                                                       int(enc.mask[b].sum())) for c in cands] for b in range(2)])
     torch.testing.assert_close(model.candidate_scores(batch, cands, DecodingConfig(strategy="beam")), lm)
     torch.testing.assert_close(model.candidate_scores(batch, cands, DecodingConfig(strategy="ctc")), ctc.float(),
                                atol=1e-3, rtol=1e-4)
@@ -125,10 +133,10 @@ def test_candidate_scores_are_each_strategys_own_score(model):
 
 
 def test_lm_logits_follow_hf_convention(model):
-    batch = make_batch()
+    batch = make_batch(tokenizer=model.tokenizer)
     logits, labels = model.lm_logits(batch)
     assert logits.shape[:2] == labels.shape
-    n_text = [len(model._text_ids(t)) + 1 for t in batch.texts]
+    n_text = [len(model.text_ids(t)) + 1 for t in batch.texts]
     assert (labels != -100).sum(1).tolist() == n_text
 
 
@@ -165,8 +173,7 @@ def test_config_branches_train_and_generate(tiny_lm_dir, overrides):
         "decoder.gradient_checkpointing=true" in overrides)
     m.train()
     m.set_trainable(["subject", "encoder", "rvq", "projector", "lora", "ctc_head", "word_head"])
-    out = m(make_batch(), ALL_LOSSES)
-    out["loss"].backward()
+    weighted_total(m(make_batch(tokenizer=m.tokenizer), ALL_LOSSES), ALL_LOSSES).backward()
     assert all(p.grad is not None for p in m.projector.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameter_groups()["lora"])
     m.eval()

@@ -27,7 +27,7 @@ def test_full_size_counts_on_meta_without_allocating(repo_root, capsys):
 
 def test_info_on_tiny_local_decoder(tiny_cfg, tmp_path, capsys):
     info = model_info(tiny_cfg)
-    from brain2text.models.brain2text import build_model
+    from brain2text.models.build import build_model
 
     real = build_model(tiny_cfg)
     groups = {k: sum(p.numel() for p in v) for k, v in real.parameter_groups().items()}

@@ -5,7 +5,8 @@ import torch
 
 from brain2text.config import DecodingConfig
 from brain2text.errors import ModelError
-from brain2text.models.brain2text import Brain2Text, build_model
+from brain2text.models.build import build_model
+from brain2text.models.serialization import load_model, save_model
 from helpers import make_batch, tiny_config
 
 
@@ -21,14 +22,14 @@ def saved(tiny_lm_dir, tmp_path_factory):
                 p.normal_(0, 0.5)
     m.eval()
     path = tmp_path_factory.mktemp("saved") / "model"
-    m.save_pretrained(path, preprocessing={"sfreq": 100.0, "scaler": {"center": [0.0, 1.0]}})
+    save_model(m, path, preprocessing={"sfreq": 100.0, "scaler": {"center": [0.0, 1.0]}})
     return m, path
 
 
 def test_reload_gives_identical_outputs(saved):
     model, path = saved
-    again = Brain2Text.from_pretrained(path)
-    batch = make_batch(lengths=(110, 70))
+    again = load_model(path)
+    batch = make_batch(lengths=(110, 70), tokenizer=model.tokenizer)
     torch.testing.assert_close(again.lm_logits(batch)[0], model.lm_logits(batch)[0], atol=0, rtol=0)
     assert torch.equal(again.encode(batch).codes, model.encode(batch).codes)
     dec = DecodingConfig(strategy="greedy")
@@ -53,7 +54,7 @@ def test_loading_refuses_pickle(saved, tmp_path, name):
     path = _copy(saved[1], tmp_path)
     (path / name).write_bytes(b"\x80\x04K\x01.")
     with pytest.raises(ModelError, match="pickle") as exc:
-        Brain2Text.from_pretrained(path)
+        load_model(path)
     assert name.split("/")[-1] in str(exc.value)
 
 
@@ -63,7 +64,7 @@ def test_truncated_safetensors_is_a_clear_error(saved, tmp_path, name):
     data = (path / name).read_bytes()
     (path / name).write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelError, match="safetensors") as exc:
-        Brain2Text.from_pretrained(path)
+        load_model(path)
     assert name.split("/")[-1] in str(exc.value)
 
 
@@ -73,12 +74,12 @@ def test_missing_base_and_missing_files(saved, tmp_path):
     meta["decoder_base"] = str(tmp_path / "gone")
     (path / "brain2text_config.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="base decoder"):
-        Brain2Text.from_pretrained(path)
+        load_model(path)
     (path / "brain2text_config.json").unlink()
     with pytest.raises(ModelError, match="brain2text_config.json"):
-        Brain2Text.from_pretrained(path)
+        load_model(path)
     with pytest.raises(ModelError, match="not found"):
-        Brain2Text.from_pretrained(tmp_path / "nowhere")
+        load_model(tmp_path / "nowhere")
 
 
 def test_relative_decoder_base_next_to_the_model(saved, tmp_path, tiny_lm_dir):
@@ -89,6 +90,6 @@ def test_relative_decoder_base_next_to_the_model(saved, tmp_path, tiny_lm_dir):
     meta = json.loads((path / "brain2text_config.json").read_text())
     meta["decoder_base"] = "base"
     (path / "brain2text_config.json").write_text(json.dumps(meta))
-    again = Brain2Text.from_pretrained(path)
-    batch = make_batch()
+    again = load_model(path)
+    batch = make_batch(tokenizer=again.tokenizer)
     torch.testing.assert_close(again.lm_logits(batch)[0], saved[0].lm_logits(batch)[0], atol=0, rtol=0)

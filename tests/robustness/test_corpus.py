@@ -15,7 +15,6 @@ subprocesses (``python -m brain2text`` or the root scripts) so the exact stderr 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,22 @@ import numpy as np
 import pytest
 
 from brain2text.cli import main
-from robust_helpers import (SQD, assert_clean_error, diff_snapshots, events_row, immutable_dir, npy_with_header,
-                            object_npy, recording_with_events, release_dir, run_subprocess, small_fif, snapshot,
-                            truncated, word_trial_type)
+from robust_helpers import (
+    SQD,
+    assert_clean_error,
+    diff_snapshots,
+    events_row,
+    immutable_dir,
+    npy_with_header,
+    object_npy,
+    recording_with_events,
+    release_dir,
+    run_subprocess,
+    small_fif,
+    snapshot,
+    truncated,
+    word_trial_type,
+)
 
 TINY = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml")
 
@@ -157,7 +169,8 @@ def c_object_npy_pickle(ctx):
 
 @case
 def c_absurd_shape_npy(ctx):
-    bad = npy_with_header(ctx.w / "huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 100000000000), }")
+    bad = npy_with_header(ctx.w / "huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, "
+                                              "100000000000), }")
     return Case(["inspect", str(bad), "--sfreq", "100"], ["huge.npy", "truncated: the header promises"])
 
 
@@ -370,7 +383,8 @@ def c_model_missing_weights(ctx):
 def c_model_missing_config(ctx):
     model = ctx.model_copy()
     (model / "brain2text_config.json").unlink()
-    return Case(ctx.infer(_good(ctx), "--sfreq", "200", model=model), ["brain2text_config.json", "not a brain2text model"])
+    return Case(ctx.infer(_good(ctx), "--sfreq", "200", model=model), ["brain2text_config.json", "not a brain2text "
+                                                                                                 "model"])
 
 
 @case

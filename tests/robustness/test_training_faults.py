@@ -30,7 +30,8 @@ from training_standins import StandInModel, run_standin  # noqa: E402
 MODE = "multi_phase"
 # Three phases of 2 + 1 + 3 steps; checkpoints at steps 2, 3, 4, 6 (every 2 steps and at phase ends), the
 # newest 2 kept; validation at steps 2, 3, 4, 6, best_model chosen in the last phase only (steps 4 and 6).
-OVR = ["train.multi_phase=[{name: encoder_pretrain, steps: 2, trainable: [subject, encoder], losses: {mae: 1.0}, lr: 1.0e-2},"
+OVR = ["train.multi_phase=[{name: encoder_pretrain, steps: 2, trainable: [subject, encoder], losses: {mae: 1.0}, lr: "
+       "1.0e-2},"
        " {name: rvq, steps: 1, trainable: [rvq], losses: {commit: 1.0}, lr: 1.0e-2},"
        " {name: end_to_end, steps: 3, trainable: [encoder, rvq, projector, lora, ctc_head],"
        " losses: {lm: 1.0, commit: 0.25, ctc: 0.3}, lr: 1.0e-2, warmup_steps: 1}]",

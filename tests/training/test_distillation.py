@@ -7,7 +7,6 @@ import torch
 
 from brain2text.errors import ConfigError
 from brain2text.training.distillation import FeatureMatcher, check_same_tokenizer, kd_loss, text_token_logits
-
 from training_standins import StandInTokenizer
 
 
@@ -67,7 +66,6 @@ def test_tokenizer_mismatch_is_a_clear_error(tmp_path):
 
 def test_student_extra_passes_do_not_update_codebooks_twice():
     from brain2text.training.objective import TrainingObjective
-
     from training_standins import StandInModel
 
     seen = []

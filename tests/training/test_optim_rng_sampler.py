@@ -9,8 +9,15 @@ import numpy as np
 import torch
 
 from brain2text.config import PhaseConfig
-from brain2text.training.optim import (WarmupCosine, build_optimizer, build_scheduler, flatten_optimizer_state,
-                                       load_scheduler_state, scheduler_state, unflatten_optimizer_state)
+from brain2text.training.optim import (
+    WarmupCosine,
+    build_optimizer,
+    build_scheduler,
+    flatten_optimizer_state,
+    load_scheduler_state,
+    scheduler_state,
+    unflatten_optimizer_state,
+)
 from brain2text.training.rng import capture_rng_state, isolated_rng, restore_rng_state
 from brain2text.training.sampler import ResumableBatchSampler
 

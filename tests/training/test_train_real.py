@@ -34,7 +34,7 @@ def _changed(a: dict, b: dict, prefix: str) -> bool:
 
 
 def test_multi_phase_end_to_end_on_the_real_model(tiny_yaml, real_overrides, tmp_path):
-    from brain2text.models.brain2text import Brain2Text
+    from brain2text.models.serialization import load_model
 
     out = tmp_path / "run"
     result = train(_cfg(tiny_yaml, real_overrides, ["train.keep_last=10"]), "multi_phase", out)
@@ -47,7 +47,7 @@ def test_multi_phase_end_to_end_on_the_real_model(tiny_yaml, real_overrides, tmp
     assert not _changed(p3, p3, "model.projector.") and _changed(p2, p3, "model.projector.")
     assert _changed(p2, p3, "model.encoder.") and any("lora_" in k for k in p3)
     assert not any(k.startswith("model.decoder.") and "lora_" not in k for k in p3)  # frozen base not in checkpoints
-    model = Brain2Text.from_pretrained(out / "best_model")
+    model = load_model(out / "best_model")
     assert model.preprocessing["scalers"] and model.preprocessing["sfreq"] == 100.0
     final = load_file(str(out / "final_model" / "brain2text.safetensors"))
     assert torch.equal(final["projector." + next(k for k in final if k.startswith("projector."))[10:]],
@@ -60,7 +60,7 @@ def test_multi_phase_end_to_end_on_the_real_model(tiny_yaml, real_overrides, tmp
 
 def test_phase1_loss_falls_on_a_repeated_batch(tiny_yaml, real_overrides):
     from brain2text.config import PhaseConfig
-    from brain2text.models.brain2text import build_model
+    from brain2text.models.build import build_model
     from brain2text.training.data import build_training_data
     from brain2text.training.optim import build_optimizer
 
@@ -74,7 +74,7 @@ def test_phase1_loss_falls_on_a_repeated_batch(tiny_yaml, real_overrides):
     losses = []
     for _ in range(12):
         torch.manual_seed(123)  # the same batch and the same masked spans every step
-        loss = model(batch, {"mae": 1.0})["loss"]
+        loss = model(batch, {"mae": 1.0})["mae"]
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -102,14 +102,15 @@ def test_teacher_with_another_tokenizer_stops_before_any_work(tiny_yaml, real_ov
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from brain2text.data.tokenizer import train_bpe_tokenizer
-    from brain2text.models.brain2text import build_model
+    from brain2text.models.build import build_model
+    from brain2text.models.serialization import save_model
 
     other = tmp_path / "other-llama"
     tok = train_bpe_tokenizer(["a completely different corpus of words", "with other merges entirely"] * 4, vocab_size=280)
     LlamaForCausalLM(LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
                                  intermediate_size=64, vocab_size=len(tok))).save_pretrained(other)
     tok.save_pretrained(other)
-    build_model(_cfg(tiny_yaml, real_overrides, [f"decoder.model_name_or_path={other}"])).save_pretrained(tmp_path / "teacher")
+    save_model(build_model(_cfg(tiny_yaml, real_overrides, [f"decoder.model_name_or_path={other}"])), tmp_path / "teacher")
     with pytest.raises(ConfigError, match="tokenizer differs"):
         train(_cfg(tiny_yaml, real_overrides), "distill", tmp_path / "run", teacher_dir=str(tmp_path / "teacher"))
     assert not (tmp_path / "run").exists()

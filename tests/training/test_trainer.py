@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 
 from brain2text.errors import Brain2TextError, ConfigError
 from brain2text.training.checkpoint import list_checkpoints, load_checkpoint
-
 from training_standins import StandInModel, StandInTokenizer, run_standin
 
 

@@ -12,7 +12,7 @@ import brain2text.training.run as run_mod
 from brain2text.cli import main
 
 built = []
-_default = run_mod._default_model
+_default = run_mod.build_model
 
 
 def _capture(cfg):
@@ -30,7 +30,7 @@ def digest(model) -> str:
 
 
 if __name__ == "__main__":
-    run_mod._default_model = _capture
+    run_mod.build_model = _capture
     code = main(["train", *sys.argv[2:]])
     if code == 0:
         Path(sys.argv[1], f"rank{os.environ.get('RANK', '0')}.txt").write_text(digest(built[0]))

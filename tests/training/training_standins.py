@@ -32,6 +32,9 @@ class StandInTokenizer:
     def get_vocab(self):
         return dict(self.vocab)
 
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:  # the data layer tokenises with it
+        return {"input_ids": [self.vocab.get(w, 0) for w in text.split()]}
+
 
 @dataclass
 class EncoderOutput:
@@ -110,7 +113,6 @@ class StandInModel(nn.Module):
             out["lm"] = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1), ignore_index=-100)
         if losses.get("ctc", 0) > 0:
             out["ctc"] = self.ctc_head(self.encode(batch).tokens).logsumexp(-1).mean()
-        out["loss"] = sum(losses.get(k, 0.0) * v for k, v in out.items())
         return out
 
     def generate(self, batch: MEGBatch, decoding=None, meg_mode: str = "meg") -> list[str]:
@@ -194,7 +196,8 @@ def run_standin(out_dir: str, mode: str = "multi_phase", overrides: list[str] | 
     return train(cfg, mode, out_dir, resume=resume, teacher_dir=teacher_dir,
                  build_model_fn=lambda c: StandInModel(c.encoder.d_model, c.rvq.codebook_size),
                  build_data_fn=lambda c: standin_data(),
-                 load_teacher_fn=lambda d, dev: _frozen(teacher))
+                 load_teacher_fn=lambda d, dev: _frozen(teacher),
+                 save_model_fn=lambda model, path: model.save_pretrained(path))
 
 
 def _frozen(model):

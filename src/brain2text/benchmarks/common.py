@@ -16,6 +16,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+import torch
+
+from ..utils.threads import torch_threads
+
 LIBRARIES = ("torch", "numpy", "scipy", "mne", "transformers", "peft", "accelerate", "vector-quantize-pytorch", "brain2text")
 
 
@@ -96,8 +100,6 @@ def single_thread_cpu(fns: dict[str, Callable[[], object]], repeats: int) -> dic
     A diagnostic beside the two-thread wall-clock figures: other processes barely move it, whereas on
     a busy 2-core machine two threads spend much of their time waiting for each other.
     """
-    from ..utils.threads import torch_threads
-
     with torch_threads(1):
         for fn in fns.values():
             fn()
@@ -140,8 +142,6 @@ def load_average() -> list[float] | None:
 
 
 def machine() -> dict:
-    import torch
-
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "ram_gb": _ram_gb(), "python": platform.python_version(), "platform": platform.platform(),
             "load_average_start": load_average()}

@@ -22,17 +22,28 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .common import Result, Settings, compare, timed
+from ..config import DataConfig
+from ..data.cache import build_cache, scaler_key
+from ..data.dataset import MEGDataset, collate_examples
+from ..data.preprocessing import (
+    apply_robust_scaler,
+    fit_robust_scaler,
+    output_length,
+    preprocess_array,
+    preprocess_raw,
+)
+from ..data.readers import meg_picks, read_recording
+from ..models.build import build_model
+from ..training.data import TrainingData, train_loader
+from ..training.objective import TrainingObjective
+from .common import Result, Settings, compare
 from .fixtures import bench_bids, demo_config, demo_lm_dir, long_npy, recording_of
 
 
 def _mne_window(raw_path: Path, ex: dict, example_set, cfg) -> np.ndarray:
     """The baseline: one example from the raw file with MNE, preprocessed as the cache does."""
-    from ..data.cache import scaler_key
-    from ..data.preprocessing import apply_robust_scaler, preprocess_array
-    from ..data.readers import meg_picks, read_recording
-
     raw = read_recording(raw_path)
     sfreq = float(raw.info["sfreq"])
     tmin, tmax = ex["start"] / cfg.sfreq, (ex["end"] - 1) / cfg.sfreq
@@ -45,8 +56,6 @@ def _mne_window(raw_path: Path, ex: dict, example_set, cfg) -> np.ndarray:
 
 
 def _setup(s: Settings):
-    from ..data.cache import build_cache
-
     work = Path(s.workdir)
     bids = bench_bids(s)
     cfg = demo_config(work, bids, demo_lm_dir(work, bids))
@@ -56,8 +65,6 @@ def _setup(s: Settings):
 
 
 def bench_b5(s: Settings) -> list[Result]:
-    from ..data.dataset import MEGDataset
-
     bids, cfg, example_set, build_s = _setup(s)
     dataset = MEGDataset(example_set, "all")
     raw_path = recording_of(bids)
@@ -85,19 +92,15 @@ def bench_b5(s: Settings) -> list[Result]:
 
 def _data_wait(cfg, example_set, s: Settings) -> dict:
     """A demo-sized phase-3 (end-to-end) training run through the trainer's loader: time in next(batch)."""
-    import torch
-
-    from ..data.dataset import MEGDataset, collate_examples
-    from ..models.brain2text import build_model
-    from ..training.data import TrainingData, train_loader
-
     torch.manual_seed(0)
     model = build_model(cfg).train()
     phase = cfg.train.multi_phase[-1]
     model.set_trainable(phase.trainable)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
-    data = TrainingData(train=MEGDataset(example_set, "train"), val=[], collate=collate_examples)
+    data = TrainingData(train=MEGDataset(example_set, "train"), val=[], collate=collate_examples,
+                        tokenizer=model.tokenizer)
+    objective = TrainingObjective(model)
     loader = train_loader(data, cfg.train.batch_size, seed=0, offset=0, rank=0, world_size=1,
                           num_workers=cfg.train.num_workers)
     steps = s.pick(6, 1)
@@ -106,8 +109,7 @@ def _data_wait(cfg, example_set, s: Settings) -> dict:
         t0 = time.perf_counter()
         batch = next(loader)
         t1 = time.perf_counter()
-        out = model(batch, phase.losses)
-        out["loss"].backward()
+        objective(batch, phase.losses)["loss"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step:
@@ -121,10 +123,6 @@ def _data_wait(cfg, example_set, s: Settings) -> dict:
 # ------------------------------------------------------------------------------------------- B6
 def preprocess_file(path: str) -> dict:
     """What the cache builder does to one recording (run in a child process by :func:`bench_b6`)."""
-    from ..config import DataConfig
-    from ..data.preprocessing import apply_robust_scaler, fit_robust_scaler, output_length, preprocess_raw
-    from ..data.readers import meg_picks, read_recording
-
     cfg = DataConfig()
     start = time.perf_counter()
     raw = read_recording(path)
@@ -175,7 +173,8 @@ def bench_b6(s: Settings) -> list[Result]:
                    baseline="real time", details={"child": child, "child_wall_s": round(wall, 2),
                                                   "rusage_children_maxrss_gb": round(rusage_gb, 3),
                                                   "rusage_before_gb": round(before * 1024 / 1e9, 3),
-                                                  "steps": "read (.npy, lazy) + band-pass 0.5-40 Hz + resample to 100 Hz "
+                                                  "steps": "read (.npy, lazy) + band-pass 0.5-40 Hz + resample to 100 "
+                                                           "Hz "
                                                            "+ robust scaler fit/apply (the 50 Hz notch is skipped: at "
                                                            "100 Hz out, 50 Hz is the Nyquist the resampler removes)"},
                    extra=[{"label": "peak RSS GB", "figure": peak, "target": 4.0, "comparison": "<="}])]

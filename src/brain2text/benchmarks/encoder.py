@@ -56,7 +56,8 @@ def _one(name: str, sizes: dict, batch_shape: tuple, s: Settings) -> Result:
     frac = rate / mm_rate * 100
     params = sum(p.numel() for p in enc.parameters())
     return Result("B4", f"encoder fwd+bwd, {name} size", frac, "%", 50.0,
-                  measured=f"{rate / 1e9:.1f} GFLOP/s ({flops / 1e9:.2f} GFLOP/step, {t['encoder']['median_s'] * 1e3:.0f} ms); "
+                  measured=f"{rate / 1e9:.1f} GFLOP/s ({flops / 1e9:.2f} GFLOP/step, "
+                           f"{t['encoder']['median_s'] * 1e3:.0f} ms); "
                            f"one thread, CPU time: {single['fraction_pct']:.0f}% of mm",
                   baseline=f"torch.mm {n}^3 fp32 {mm_rate / 1e9:.1f} GFLOP/s",
                   details={"single_thread_cpu_time": single, "sizes": sizes, "params": params,

@@ -13,7 +13,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from transformers.utils import logging
 
+from ..config import config_from_dict
+from ..data.synthetic import SynthParams, generate_dataset
+from ..data.tokenizer import train_bpe_tokenizer
 from ..utils.atomic import atomic_directory, atomic_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,8 +38,6 @@ DEMO_MODEL = {
 
 def synthetic_bids(workdir: Path, seconds: float, n_chans: int = 208, sfreq: float = 1000.0) -> Path:
     """One subject listening to lw1 for ``seconds`` (``brain2text synth``), reused when present."""
-    from ..data.synthetic import SynthParams, generate_dataset
-
     out = Path(workdir) / f"synth-{int(seconds)}s-{n_chans}ch-{int(sfreq)}hz"
     if not (out / "dataset_description.json").is_file():
         generate_dataset(out, SynthParams(subjects=1, stories=["lw1"], max_seconds=seconds, sfreq=sfreq, n_chans=n_chans))
@@ -52,12 +56,6 @@ def recording_of(bids: Path) -> Path:
 def demo_lm_dir(workdir: Path, bids: Path) -> Path:
     """A random LLaMA of the demo decoder's shape and a BPE tokenizer trained on the story text (1,000
     tokens; the demo's own word-level vocabulary is about 2,100 words, a difference in the output layer only)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from transformers.utils import logging
-
-    from ..data.tokenizer import train_bpe_tokenizer
-
     out = Path(workdir) / "demo-shaped-llama"
     if (out / "config.json").is_file():
         return out
@@ -77,8 +75,6 @@ def demo_lm_dir(workdir: Path, bids: Path) -> Path:
 
 def demo_config(workdir: Path, bids: Path, lm_dir: Path):
     """The demo configuration pointed at the benchmark's data, cache and decoder."""
-    from ..config import config_from_dict
-
     values = json.loads(json.dumps(DEMO_MODEL))
     values["decoder"]["model_name_or_path"] = str(lm_dir)
     values["data"] = {"bids_root": str(bids), "cache_dir": str(Path(workdir) / "cache"), "sfreq": 100.0,

@@ -14,6 +14,7 @@ import torch
 
 from ..config import DecodingConfig
 from ..data.batch import MEGBatch
+from ..models.build import build_model
 from .common import Result, Settings, compare
 from .fixtures import bench_bids, demo_config, demo_lm_dir
 
@@ -48,8 +49,6 @@ class TokenCounter:
 
 
 def demo_model(s: Settings, max_new_tokens: int):
-    from ..models.brain2text import build_model
-
     work = Path(s.workdir)
     bids = bench_bids(s)
     cfg = demo_config(work, bids, demo_lm_dir(work, bids))

@@ -14,7 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import statistics
 import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from ..config import load_config
+from ..data.batch import MEGBatch, tokenize_batch
+from ..data.tokenizer import train_bpe_tokenizer
+from ..models.brain2text import Brain2Text
+from ..models.decoder import DTYPES, LLAMA2_7B, apply_lora
+from ..training.objective import TrainingObjective
+from ..utils.atomic import atomic_write_json
 
 H200_BF16_DENSE_TFLOPS = 989.0
 WORDS = ("the cable spool fort was built by bill and roy who climbed to the top and waved at the river "
@@ -27,22 +41,12 @@ TINY = ["encoder.d_model=32", "encoder.n_heads=2", "encoder.stage_layers=[1,1]",
 
 
 def _sentences(n: int, words: int, seed: int) -> list[str]:
-    import random
-
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(words)) for _ in range(n)]
 
 
 def build(tiny: bool, device):
     """(Brain2Text on ``device`` with random weights, config); LoRA on a frozen LLaMA-shaped base."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from ..config import load_config
-    from ..data.tokenizer import train_bpe_tokenizer
-    from ..models.brain2text import Brain2Text
-    from ..models.decoder import DTYPES, LLAMA2_7B, apply_lora
-
     cfg = load_config(None, TINY if tiny else [])  # the full-size defaults (phase 3: end_to_end)
     tok = train_bpe_tokenizer(_sentences(200, 20, 0) + [" ".join(WORDS)], vocab_size=300)
     shape = dict(TINY_LM if tiny else LLAMA2_7B)
@@ -59,32 +63,25 @@ def build(tiny: bool, device):
     return model, cfg
 
 
-def make_batch(batch: int, seconds: float, n_chans: int, words: int, device):
-    import torch
-
-    from ..data.batch import MEGBatch
-
+def make_batch(batch: int, seconds: float, n_chans: int, words: int, device, tokenizer):
     g = torch.Generator().manual_seed(0)
     t = int(seconds * 100)
     texts = _sentences(batch, words, 1)
-    return MEGBatch(meg=torch.randn(batch, n_chans, t, generator=g), meg_mask=torch.ones(batch, t, dtype=torch.bool),
+    batch = MEGBatch(meg=torch.randn(batch, n_chans, t, generator=g), meg_mask=torch.ones(batch, t, dtype=torch.bool),
                     subject_index=torch.arange(batch) % 27, channel_mask=torch.ones(batch, n_chans, dtype=torch.bool),
                     sensor_positions=torch.rand(batch, n_chans, 2, generator=g), texts=texts,
                     words=[s.split() for s in texts], word_onsets=[[0.3 * i for i in range(words)] for _ in texts],
-                    example_ids=[str(i) for i in range(batch)], sfreq=100.0).to(device)
+                    example_ids=[str(i) for i in range(batch)], sfreq=100.0)
+    return tokenize_batch(batch, tokenizer).to(device)
 
 
 def _sync(device) -> None:
-    import torch
-
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
 def time_steps(step, device, warmup: int, steps: int) -> float:
     """Median seconds of ``step()`` over ``steps`` runs after ``warmup``."""
-    import statistics
-
     for _ in range(warmup):
         step()
     _sync(device)
@@ -98,9 +95,6 @@ def time_steps(step, device, warmup: int, steps: int) -> float:
 
 
 def measure(name: str, model, step, device, args, tokens: dict) -> dict:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     step()  # first step: k-means codebook init, allocator warm-up
     with FlopCounterMode(display=False) as counter:
         step()
@@ -119,43 +113,41 @@ def measure(name: str, model, step, device, args, tokens: dict) -> dict:
 
 
 def phase3(model, cfg, args, device) -> dict:
-    import torch
-
     phase = cfg.train.multi_phase[-1]
     model.train()
     model.set_trainable(phase.trainable)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    batch = make_batch(args.batch, args.seconds, 208, args.words, device)
+    objective = TrainingObjective(model)
+    batch = make_batch(args.batch, args.seconds, 208, args.words, device, model.tokenizer)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step():
         with amp:
-            loss = model(batch, phase.losses)["loss"]
+            loss = objective(batch, phase.losses)["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     with torch.no_grad(), amp:
         enc = model.encode(batch)
-        n_dec = int(model._lm_inputs(batch, enc).attention_mask.sum())
+        n_dec = int(model.lm_inputs(batch, enc, targets=[ids + [model.eos_id] for ids in batch.target_ids]).attention_mask.sum())
         n_meg = int(enc.mask.sum())
     return measure(f"phase 3 ({phase.name}: {', '.join(phase.trainable)}; losses {phase.losses})", model, step, device,
                    args, {"decoder_tokens": n_dec, "meg_tokens": n_meg})
 
 
 def encoder_rvq(model, cfg, args, device) -> dict:
-    import torch
-
     model.train()
     model.set_trainable(["subject", "encoder", "rvq"])
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    batch = make_batch(args.batch, args.seconds, 208, args.words, device)
+    objective = TrainingObjective(model)
+    batch = make_batch(args.batch, args.seconds, 208, args.words, device, model.tokenizer)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     losses = {"mae": 1.0, "commit": 1.0}
 
     def step():
         with amp:
-            loss = model(batch, losses)["loss"]
+            loss = objective(batch, losses)["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -179,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the results JSON here")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
 
     if args.tiny:
         args.batch, args.seconds, args.words, args.steps, args.warmup = 2, 2.0, 5, min(args.steps, 1), 0
@@ -197,8 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     record["results"] = [phase3(model, cfg, args, device), encoder_rvq(model, cfg, args, device)]
     record["total_s"] = time.perf_counter() - start
     if args.out:
-        from ..utils.atomic import atomic_write_json
-
         atomic_write_json(args.out, record)
     print(json.dumps({k: v for k, v in record.items() if k != "results"}), flush=True)
     return 0

@@ -9,28 +9,28 @@ import json
 import time
 from pathlib import Path
 
+import mne
 import torch
 
+from ..cli import main
+from ..data.cache import build_cache
+from ..models.serialization import save_model
+from ..training.data import preprocessing_record
 from .common import Result, Settings
 from .fixtures import DEMO_MODEL, recording_of
 from .generation import demo_model
 
 
 def _model_dir(s: Settings) -> tuple[Path, Path]:
-    from ..data.cache import build_cache
-    from ..training.data import preprocessing_record
-
     work = Path(s.workdir)
     out = work / f"demo-shaped-model-{'quick' if s.quick else 'full'}"
     model, cfg = demo_model(s, s.pick(40, 8))
     if not (out / "preprocessing.json").is_file():
-        model.save_pretrained(out, preprocessing_record(build_cache(cfg.data, progress=False), cfg))
+        save_model(model, out, preprocessing_record(build_cache(cfg.data, progress=False), cfg))
     return out, recording_of(Path(cfg.data.bids_root))
 
 
 def _infer(model_dir: Path, rec: Path, out: Path, strategy: str, threads: str) -> tuple[float, dict]:
-    from ..cli import main
-
     start = time.perf_counter()
     rc = main(["infer", "--model_path", str(model_dir), "--input_file", str(rec), "--output_file", str(out),
                "--strategy", strategy, "--batch_size", "8", "--threads", threads])
@@ -41,8 +41,6 @@ def _infer(model_dir: Path, rec: Path, out: Path, strategy: str, threads: str) -
 
 
 def bench_b8(s: Settings) -> list[Result]:
-    import mne
-
     model_dir, rec = _model_dir(s)
     duration = float(mne.io.read_raw_fif(rec, preload=False, verbose="error").times[-1])
     out = Path(s.workdir) / "b8-infer.json"
@@ -58,9 +56,12 @@ def bench_b8(s: Settings) -> list[Result]:
                       "segments": len(result["segments"]), "threads": n_threads, "strategy": strategy}
     main = runs[default]
     return [Result("B8", f"inference end to end, {duration / 60:.1f}-min recording ({default} decoding)", main["x_real_time"],
-                   "x", 10.0, measured=f"{main['seconds']:.1f} s for {duration:.0f} s of MEG ({main['segments']} sentences); "
-                   f"greedy {runs['greedy']['seconds']:.1f} s ({runs['greedy']['x_real_time']:.1f}x); {default} on {threads} "
+                   "x", 10.0, measured=f"{main['seconds']:.1f} s for {duration:.0f} s of MEG ({main['segments']} "
+                                       "sentences); "
+                   f"greedy {runs['greedy']['seconds']:.1f} s ({runs['greedy']['x_real_time']:.1f}x); {default} on "
+                   f"{threads} "
                    f"threads {runs['all_threads']['seconds']:.1f} s ({runs['all_threads']['x_real_time']:.1f}x)",
                    baseline="real time", details={"runs": runs, "recording": str(rec), "recording_s": duration,
-                                                  "includes": "model load, read, preprocess, windows, decode, JSON write",
+                                                  "includes": "model load, read, preprocess, windows, decode, JSON "
+                                                              "write",
                                                   "threads": "--threads auto (1 for this model) unless named"})]

@@ -79,7 +79,8 @@ def bench_b1_b3(s: Settings) -> list[Result]:
     per_level = [(codes[..., q] == lib_codes[..., q]).float().mean().item() * 100 for q in range(sz["n_q"])]
     ratio = t["library"]["median_s"] / t["ours"]["median_s"]
     b1 = Result("B1", "RVQ encode (eval)", ratio, "x", 3.5,
-                measured=f"{n / t['ours']['median_s']:,.0f} tokens/s; one thread, CPU time: {one['library'] / one['ours']:.1f}x",
+                measured=f"{n / t['ours']['median_s']:,.0f} tokens/s; one thread, CPU time: "
+                         f"{one['library'] / one['ours']:.1f}x",
                 baseline=f"vector-quantize-pytorch ResidualVQ {n / t['library']['median_s']:,.0f} tokens/s",
                 details={"sizes": sz, "timings": t, "single_thread_cpu_s": one, "index_agreement_pct": agree, "per_level_agreement_pct": per_level},
                 extra=[{"label": "index agreement %", "figure": agree, "target": 100.0, "comparison": ">="}])
@@ -113,5 +114,6 @@ def bench_b2(s: Settings) -> list[Result]:
                    measured=f"{t['ours']['median_s'] * 1e3:.0f} ms/step ({n} tokens); one thread, CPU time: "
                             f"{one['library'] / one['ours']:.1f}x",
                    baseline=f"vector-quantize-pytorch {t['library']['median_s'] * 1e3:.0f} ms/step",
-                   details={"sizes": sz, "timings": t, "single_thread_cpu_s": one, "note": "EMA decay 0.99, commitment 0.25, no dead-code "
+                   details={"sizes": sz, "timings": t, "single_thread_cpu_s": one, "note": "EMA decay 0.99, commitment "
+                                                                                           "0.25, no dead-code "
                             "restarts in either (ours checks usage every step, none falls below threshold here)"})]

@@ -17,8 +17,13 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from transformers.utils import logging as hf_logging
+
+from ..config import load_config
 from ..errors import Brain2TextError
+from ..models.info import model_info
 from ..utils.atomic import atomic_write_json, atomic_write_text
+from . import data, encoder, generation, inference, rvq
 from .common import Result, Settings, load_average, machine, versions
 
 TITLE = {"B1": "RVQ encode", "B2": "RVQ training step", "B3": "RVQ search FLOP/s", "B4": "encoder fwd+bwd roofline",
@@ -27,8 +32,6 @@ TITLE = {"B1": "RVQ encode", "B2": "RVQ training step", "B3": "RVQ search FLOP/s
 
 
 def _registry() -> list[tuple[tuple[str, ...], Callable[[Settings], list[Result]]]]:
-    from . import data, encoder, generation, inference, rvq
-
     return [(("B1", "B3"), rvq.bench_b1_b3), (("B2",), rvq.bench_b2), (("B4",), encoder.bench_b4),
             (("B5",), data.bench_b5), (("B6",), data.bench_b6), (("B7",), generation.bench_b7),
             (("B8",), inference.bench_b8)]
@@ -36,9 +39,6 @@ def _registry() -> list[tuple[tuple[str, ...], Callable[[Settings], list[Result]
 
 def full_size_memory() -> dict:
     """``brain2text info`` for the built-in full-size configuration (meta device, no weights)."""
-    from ..config import load_config
-    from ..models.info import model_info
-
     info = model_info(load_config(None))
     return {"memory_gb": info["memory_gb"], "trainable": info["trainable"], "params": info["params"],
             "assumptions": info["assumptions"], "source": "brain2text info --config configs/default_config.yaml --json"}
@@ -47,7 +47,6 @@ def full_size_memory() -> dict:
 def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -117,7 +116,8 @@ def _target(r: dict) -> str:
 def markdown(record: dict) -> str:
     m = record["machine"]
     lines = [f"Measured {record['started']} on {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), "
-             f"{m['ram_gb']} GB RAM; load average {m['load_average_start']} at start, {m.get('load_average_end')} at end"
+             f"{m['ram_gb']} GB RAM; load average {m['load_average_start']} at start, {m.get('load_average_end')} at "
+             "end"
              f"{' (--quick sizes: not the documented figures)' if record['quick'] else ''}. "
              f"torch {record['versions'].get('torch')}, mne {record['versions'].get('mne')}, "
              f"transformers {record['versions'].get('transformers')}, vector-quantize-pytorch "
@@ -149,7 +149,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes: the whole suite in about a minute (a smoke test)")
     p.add_argument("--only", default="", help="comma-separated benchmark ids, e.g. B1,B5 (and 'memory')")
-    p.add_argument("--out", default="benchmarks/results.json", help="results JSON; the Markdown table goes beside it (.md)")
+    p.add_argument("--out", default="benchmarks/results.json", help="results JSON; the Markdown table goes beside it "
+                                                                    "(.md)")
     p.add_argument("--workdir", default=".cache/bench", help="generated recordings and models (reused between runs)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 5, quick 2)")
     p.add_argument("--merge", action="store_true",

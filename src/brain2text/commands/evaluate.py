@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import DECODING_STRATEGIES
+from ..config import decoding_strategies
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="YAML whose data/decoding/eval sections are used (default: the model's saved config "
                         "and the data settings it was trained with); the architecture always comes from the model")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (default test)")
-    p.add_argument("--strategy", choices=DECODING_STRATEGIES, default=None,
+    p.add_argument("--strategy", choices=tuple(decoding_strategies()), default=None,
                    help="decoding strategy (default: decoding.strategy of the config)")
     p.add_argument("--output_file", required=True, help="metrics JSON (the .md table and .png figure go beside it)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -56,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.loading import load_model
     from ..inference.model_view import view_of
     from ..utils.atomic import atomic_write_json, atomic_write_text
-
     from ..utils.preflight import check_output_path
     from ..utils.threads import decode_threads, parse_threads, torch_threads
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import DECODING_STRATEGIES
+from ..config import decoding_strategies
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,13 +14,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "recording's events.tsv beside it gives one window per sentence with the reference text")
     p.add_argument("--output_file", required=True,
                    help="results JSON, written atomically: one object for one file, a list for several files or a glob")
-    p.add_argument("--window", type=float, default=None, help="window length in s without events (default: model's data.window_length)")
-    p.add_argument("--stride", type=float, default=None, help="window stride in s without events (default: model's data.window_stride)")
+    p.add_argument("--window", type=float, default=None, help="window length in s without events (default: model's "
+                                                              "data.window_length)")
+    p.add_argument("--stride", type=float, default=None, help="window stride in s without events (default: model's "
+                                                              "data.window_stride)")
     p.add_argument("--sfreq", type=float, default=None, help="sampling rate of .npy inputs (else their sidecar JSON)")
     p.add_argument("--batch_size", type=int, default=8, help="windows decoded at once")
-    p.add_argument("--subject", default=None, help="a subject label the model was trained on (default: the BIDS sub- entity)")
+    p.add_argument("--subject", default=None, help="a subject label the model was trained on (default: the BIDS sub- "
+                                                   "entity)")
     p.add_argument("--no_events", action="store_true", help="ignore events.tsv and cut sliding windows")
-    p.add_argument("--strategy", choices=DECODING_STRATEGIES, default=None,
+    p.add_argument("--strategy", choices=tuple(decoding_strategies()), default=None,
                    help="decoding strategy (default: the model's decoding.strategy)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", default="auto",
@@ -35,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import Brain2TextError
     from ..inference.infer import InferenceOptions, infer_files
-    from ..inference.model_view import view_of
     from ..inference.loading import load_model
+    from ..inference.model_view import view_of
     from ..utils.atomic import atomic_write_json
     from ..utils.preflight import check_output_path, check_window
     from ..utils.threads import decode_threads, parse_threads, torch_threads

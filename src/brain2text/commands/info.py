@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     d = info["decoder"]
-    print(f"decoder: {d['path']} (hidden {d['hidden_size']}, {d['n_layers']} layers, {d['n_tokens']} tokens, {d['dtype']})")
+    print(f"decoder: {d['path']} (hidden {d['hidden_size']}, {d['n_layers']} layers, {d['n_tokens']} tokens, "
+          f"{d['dtype']})")
     print(f"MEG tokens per second into the decoder: {info['meg_tokens_per_second']:g}\n")
     print(f"{'component':24s} {'parameters':>16s}")
     for name, n in info["params"].items():

@@ -15,10 +15,10 @@ from pathlib import Path
 from mne_bids import get_entities_from_fname
 
 from ..config import DataConfig
-from ..errors import DataError
 from ..data.bids import Recording, events_path_for, find_recordings, read_description
 from ..data.events import extract_sentences, read_events
 from ..data.readers import read_recording
+from ..errors import DataError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--references", required=True,
                    help="references: one sentence per line, or a JSON written by infer/evaluate ('reference' fields)")
     p.add_argument("--predictions", required=True,
-                   help="predictions: one sentence per line, or a JSON written by infer ('text') / evaluate ('prediction')")
+                   help="predictions: one sentence per line, or a JSON written by infer ('text') / evaluate "
+                        "('prediction')")
     p.add_argument("--against", help="a second system's predictions on the same references: paired bootstrap of P - P2")
     p.add_argument("--predictions_field", help="JSON only: the key read from each segment/sentence (e.g. noise)")
     p.add_argument("--against_field", help="JSON only: the key read for --against (e.g. noise, shuffled, no_meg)")
@@ -25,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.atomic import atomic_write_json
-    from ..evaluation.score import score_files
     from ..evaluation.report_table import format_score_table
+    from ..evaluation.score import score_files
+    from ..utils.atomic import atomic_write_json
 
     cfg = EvalConfig(n_bootstrap=args.n_bootstrap, bootstrap_seed=args.seed, bertscore_model=args.bertscore_model,
                      bertscore_num_layers=args.bertscore_num_layers)

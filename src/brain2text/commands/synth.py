@@ -48,5 +48,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(f"wrote SYNTHETIC MEG-MASC to {args.out}: {summary['recordings']} recordings, "
-              f"{summary['subjects']} subjects, {summary['seconds']:.0f} s of MEG in {summary['generation_seconds']:.1f} s")
+              f"{summary['subjects']} subjects, {summary['seconds']:.0f} s of MEG in "
+              f"{summary['generation_seconds']:.1f} s")
     return 0

@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML config, e.g. configs/default_config.yaml")
     p.add_argument("--mode", required=True, help=f"training strategy: {' | '.join(MODES)}")
     p.add_argument("--output_dir", required=True, help="where checkpoints, logs, best_model and final_model go")
-    p.add_argument("--teacher_checkpoint", help="trained teacher model directory (--mode distill), e.g. a run's best_model")
+    p.add_argument("--teacher_checkpoint", help="trained teacher model directory (--mode distill), e.g. a run's "
+                                                "best_model")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest good checkpoint in --output_dir (an error if there is none); "
                         "re-running the same command without it also continues")

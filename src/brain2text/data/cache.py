@@ -40,7 +40,12 @@ from ..utils.atomic import atomic_directory, atomic_write_json
 from .bids import Recording, Skipped, find_recordings, is_synthetic
 from .events import extract_sentences, read_events
 from .examples import make_examples
-from .preprocessing import apply_robust_scaler, fit_robust_scaler, output_length, preprocess_raw
+from .preprocessing import (
+    apply_robust_scaler,
+    fit_robust_scaler,
+    output_length,
+    preprocess_raw,
+)
 from .readers import meg_picks, read_recording, sensor_positions_2d
 from .splits import assign_splits
 

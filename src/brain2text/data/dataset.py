@@ -6,10 +6,12 @@ Windows have different lengths (sentences) and, across montages, different chann
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .batch import MEGBatch
+from .batch import MEGBatch, tokenize_batch
 from .cache import ExampleSet
 
 SPLIT_NAMES = ("train", "val", "test", "all")
@@ -47,8 +49,9 @@ class MEGDataset(Dataset):
         }
 
 
-def collate_examples(items: list[dict]) -> MEGBatch:
-    """Pad items to (B, C_max, T_max); ``meg_mask`` (B, T) and ``channel_mask`` (B, C) mark real data."""
+def collate_examples(items: list[dict], tokenizer=None) -> MEGBatch:
+    """Pad items to (B, C_max, T_max); ``meg_mask`` (B, T) and ``channel_mask`` (B, C) mark real data.
+    With ``tokenizer`` the batch also carries its token ids (:func:`~brain2text.data.batch.tokenize_batch`)."""
     if not items:
         raise ValueError("collate_examples needs at least one item")
     n_chans = max(it["meg"].shape[0] for it in items)
@@ -64,7 +67,7 @@ def collate_examples(items: list[dict]) -> MEGBatch:
         meg_mask[k, :t] = True
         channel_mask[k, :c] = True
         positions[k, :c] = it["positions"]
-    return MEGBatch(
+    batch = MEGBatch(
         meg=meg,
         meg_mask=meg_mask,
         subject_index=torch.tensor([it["subject_index"] for it in items], dtype=torch.long),
@@ -76,12 +79,13 @@ def collate_examples(items: list[dict]) -> MEGBatch:
         example_ids=[it["id"] for it in items],
         sfreq=float(items[0]["sfreq"]),
     )
+    return batch if tokenizer is None else tokenize_batch(batch, tokenizer)
 
 
 def build_dataloader(example_set: ExampleSet, split: str, batch_size: int, shuffle: bool, seed: int = 0,
-                     num_workers: int = 0, drop_last: bool = False) -> DataLoader:
+                     num_workers: int = 0, drop_last: bool = False, tokenizer=None) -> DataLoader:
     """A DataLoader of :class:`MEGBatch` for ``split``; the shuffle order depends only on ``seed``."""
     generator = torch.Generator().manual_seed(int(seed))
     return DataLoader(MEGDataset(example_set, split), batch_size=batch_size, shuffle=shuffle,
-                      collate_fn=collate_examples, generator=generator, num_workers=num_workers,
+                      collate_fn=partial(collate_examples, tokenizer=tokenizer), generator=generator, num_workers=num_workers,
                       drop_last=drop_last, persistent_workers=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 import mne
 import numpy as np
 from mne._fiff.utils import _mult_cal_one  # MNE's own reader helper (mne is pinned)
+from mne.io.kit.constants import KIT
 
 from ..errors import DataError
 
@@ -89,7 +90,8 @@ def _npy_info(path: Path, n_chans: int, sfreq: float | None) -> mne.Info:
     if sfreq is None:
         sfreq = side.get("sfreq")
     if sfreq is None:
-        _fail(path, f"sampling rate unknown: pass --sfreq or write {path.with_suffix('.json').name} with {{\"sfreq\": ...}}")
+        _fail(path, f"sampling rate unknown: pass --sfreq or write {path.with_suffix('.json').name} with "
+                    f"{{\"sfreq\": ...}}")
     if isinstance(sfreq, bool) or not isinstance(sfreq, (int, float)) or not math.isfinite(sfreq) or sfreq <= 0:
         _fail(path, f"sampling rate must be a positive number, got {sfreq!r}")
     names = side.get("ch_names", [f"MEG {i + 1:03d}" for i in range(n_chans)])
@@ -139,7 +141,6 @@ def _check_kit_size(path: Path, raw: mne.io.BaseRaw) -> None:
     dirs = extras.get("dirs") if isinstance(extras, dict) else None
     if not dirs or "nchan" not in extras or "n_samples" not in extras:
         return
-    from mne.io.kit.constants import KIT
 
     need = int(dirs[KIT.DIR_INDEX_RAW_DATA]["offset"]) + int(extras["n_samples"]) * int(extras["nchan"]) * extras["dtype"].itemsize
     have = path.stat().st_size

@@ -10,7 +10,11 @@ fallback means any held-out word can still be encoded.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ..constants import SPECIAL_TOKENS
 from ..errors import ModelError
@@ -24,9 +28,6 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int = 2000, model_max_leng
     It has ``<s>``, ``</s>``, ``<pad>``, ``<unk>`` plus the MEG special tokens. On a small corpus the
     learned vocabulary comes out smaller than ``vocab_size`` (STACK_NOTES).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     if not texts:
         raise ValueError("train_bpe_tokenizer needs at least one text")
     tok = Tokenizer(models.BPE(unk_token=None))
@@ -62,11 +63,6 @@ def train_word_tokenizer(texts: list[str], vocab_size: int = 4000, model_max_len
     predicted. Used where a word is the unit the MEG encodes (the synthetic default: one evoked
     pattern per word), so the encoder's CTC head predicts whole words.
     """
-    from collections import Counter
-
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     if not texts:
         raise ValueError("train_word_tokenizer needs at least one text")
     counts = Counter(w for t in texts for w in t.split())
@@ -110,8 +106,6 @@ def meg_token_ids(tokenizer) -> dict[str, int]:
 
 def load_tokenizer(path: str | os.PathLike):
     """Load a tokenizer directory (``save_pretrained`` output) offline and ensure the MEG tokens."""
-    from transformers import AutoTokenizer
-
     path = Path(path)
     if not path.is_dir():
         raise ModelError("tokenizer directory not found", path)

@@ -2,7 +2,7 @@
 
 Vocabulary convention (shared with ``models/brain2text.py`` and :mod:`brain2text.decoding.joint`): the
 CTC head predicts ``len(tokenizer) + 1`` classes: the decoder tokenizer's ids ``0 .. len(tokenizer) - 1``
-unchanged, plus the blank at index ``len(tokenizer)`` (:func:`blank_index`). CTC hypotheses are therefore
+unchanged, plus the blank at index ``len(tokenizer)``. CTC hypotheses are therefore
 token ids the LLM shares, which is what lets the joint decoder add the two scores token by token.
 
 Three decoders:
@@ -18,6 +18,7 @@ Three decoders:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -33,12 +34,9 @@ def single_thread():
     return torch_threads(1)
 
 
-def blank_index(tokenizer) -> int:
-    """The CTC blank class for a decoder tokenizer: ``len(tokenizer)`` (one past the last token id)."""
-    return len(tokenizer)
-
-
-def _checked(log_probs: Tensor, blank: int, length: int | None) -> Tensor:
+def checked_log_probs(log_probs: Tensor, blank: int, length: int | None) -> Tensor:
+    """``log_probs`` ``(T, V)`` checked (blank among the classes), cut to ``length`` valid frames, in
+    float32/64 on the CPU."""
     if log_probs.ndim != 2:
         raise ValueError(f"CTC log_probs must have shape (T, V), got {tuple(log_probs.shape)}")
     n_frames, n_classes = log_probs.shape
@@ -60,7 +58,7 @@ def ctc_greedy(log_probs: Tensor, blank: int, length: int | None = None) -> list
 
     ``log_probs``: ``(T, V)`` (V includes the blank); ``length``: number of valid frames (default all).
     """
-    best = _checked(log_probs, blank, length).argmax(dim=-1).tolist()
+    best = checked_log_probs(log_probs, blank, length).argmax(dim=-1).tolist()
     out, prev = [], None
     for k in best:
         if k != prev and k != blank:
@@ -82,26 +80,35 @@ def ctc_prefix_beam_search(
     """
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
-    lp = _checked(log_probs, blank, length)
+    lp = checked_log_probs(log_probs, blank, length)
     prefixes: list[tuple[int, ...]] = [()]
     p_b = lp.new_zeros(1)
     p_nb = lp.new_full((1,), NEG_INF)
     with single_thread():
         for x in lp:  # x: (V,)
-            prefixes, p_b, p_nb = _prefix_beam_step(x, blank, beam, prune_topk, prefixes, p_b, p_nb)
+            prefixes, p_b, p_nb, _ = prefix_beam_step(x, blank, beam, prune_topk, prefixes, p_b, p_nb)
     total = torch.logaddexp(p_b, p_nb).tolist()
     out = [(list(p), s) for p, s in zip(prefixes, total) if s > NEG_INF]
     return out or [(list(prefixes[0]), total[0])]
 
 
-def _prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, prefixes, p_b: Tensor, p_nb: Tensor,
-                      fuse: Tensor | None = None, ext_fuse: Tensor | None = None):
+class PrefixBeam(NamedTuple):
+    """The prefixes kept after a frame, their blank- / non-blank-ending CTC log-probabilities ``(n,)``
+    and, when fusing, their accumulated non-CTC score ``(n,)`` (else None)."""
+
+    prefixes: list[tuple[int, ...]]
+    p_b: Tensor
+    p_nb: Tensor
+    fuse: Tensor | None
+
+
+def prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, prefixes, p_b: Tensor, p_nb: Tensor,
+                     fuse: Tensor | None = None, ext_fuse: Tensor | None = None) -> PrefixBeam:
     """One frame of prefix beam search: every prefix either stays (blank or repeat) or grows by a label.
 
     Shallow fusion (:func:`brain2text.decoding.joint.ctc_fusion_beam_search`): ``fuse`` ``(n,)`` is each
     prefix's accumulated non-CTC score and ``ext_fuse`` ``(n, V)`` what growing it by each class adds;
-    prefixes are then ranked by CTC + fused score while ``p_b``/``p_nb`` stay pure CTC. Returns
-    ``(prefixes, p_b, p_nb)``, plus the new ``fuse`` when fusing.
+    prefixes are then ranked by CTC + fused score while ``p_b``/``p_nb`` stay pure CTC.
     """
     x_ext = x.clone()
     if prune_topk is not None and prune_topk < x.numel():
@@ -147,9 +154,7 @@ def _prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, 
         else:
             flat = int(ext_idx[j - n_stay])
             new_prefixes.append(prefixes[flat // n_cls] + (flat % n_cls,))
-    if fuse is None:
-        return new_prefixes, cand_b[order], cand_nb[order]
-    return new_prefixes, cand_b[order], cand_nb[order], cand_fuse[order]
+    return PrefixBeam(new_prefixes, cand_b[order], cand_nb[order], None if fuse is None else cand_fuse[order])
 
 
 @dataclass
@@ -185,7 +190,7 @@ class CTCPrefixScorer:
     """
 
     def __init__(self, log_probs: Tensor, blank: int, eos_id: int | None = None, length: int | None = None):
-        self.x = _checked(log_probs, blank, length)
+        self.x = checked_log_probs(log_probs, blank, length)
         self.blank = blank
         self.eos_id = eos_id
         self._exp_x: tuple[Tensor, Tensor] | None = None  # exp(x - max_t x) and max_t x, for prefix_scores
@@ -274,11 +279,4 @@ class CTCPrefixScorer:
         if self.x.shape[0] == 0:
             return torch.where(state.n_labels == 0, 0.0, NEG_INF).to(self.x)
         return torch.logaddexp(state.r[-1, 0], state.r[-1, 1])
-
-    def sequence_log_prob(self, ids: list[int]) -> float:
-        """``log P(ids | x)`` by scoring the labels one at a time (a check on the scorer; slow)."""
-        state = self.initial_state()
-        for c in ids:
-            _, state = self.score(state, torch.tensor([[c]]))
-        return float(self.end_scores(state)[0])
 

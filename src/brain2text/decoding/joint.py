@@ -50,10 +50,19 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .ctc import NEG_INF, CTCPrefixScorer, _checked, _prefix_beam_step, ctc_prefix_beam_search, single_thread
+from .ctc import (
+    NEG_INF,
+    CTCPrefixScorer,
+    checked_log_probs,
+    ctc_prefix_beam_search,
+    prefix_beam_step,
+    single_thread,
+)
+from .scorers import ctc_sequence_log_prob
 
 LMStepFn = Callable[[list[list[int]]], Tensor]
 PrefixLMFn = Callable[[list[list[int]]], Tensor]
+LMScoreFn = Callable[[list[list[int]]], Tensor]  # candidates -> log P_LM(y + eos | context) (K,)
 
 
 def lm_beam_search(
@@ -219,25 +228,9 @@ def _top_candidates(cand_score: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return flat[order], order
 
 
-def lm_sequence_scores(lm_step_fn: LMStepFn, bos_ids: list[int], eos_id: int, candidates: list[list[int]]) -> Tensor:
-    """``log P_LM(y + eos | bos_ids)`` ``(n,)`` for each candidate ``y``, teacher-forced through
-    ``lm_step_fn`` (prefixes of one length per call; a stateful function gets ``reorder`` with the rows
-    still running when shorter candidates end)."""
-    targets = [list(y) + [eos_id] for y in candidates]
-    total = torch.zeros(len(targets))
-    rows = list(range(len(targets)))
-    for k in range(max((len(t) for t in targets), default=0)):
-        lm = _next_log_probs(lm_step_fn, bos_ids, [targets[i][:k] for i in rows])
-        total[rows] += lm[torch.arange(len(rows)), torch.tensor([targets[i][k] for i in rows])]
-        alive = [j for j, i in enumerate(rows) if len(targets[i]) > k + 1]
-        if alive and hasattr(lm_step_fn, "reorder"):
-            lm_step_fn.reorder(alive)
-        rows = [rows[j] for j in alive]
-    return total
-
-
 def rescore_nbest(
     lm_step_fn: LMStepFn,
+    lm_score_fn: LMScoreFn,
     ctc_log_probs: Tensor,
     bos_ids: list[int],
     eos_id: int,
@@ -250,16 +243,17 @@ def rescore_nbest(
 ) -> list[int]:
     """N-best rescoring: the union of the CTC prefix beam's and the LLM beam's ``beam``-best lists,
     each scored ``((1 - w) * log P_LM(y + eos) + w * log P_CTC(y)) / (len(y) + 1) ** length_penalty``
-    with exact full-sequence probabilities; returns the best ``y``."""
-    scorer = CTCPrefixScorer(ctc_log_probs, blank, eos_id=eos_id, length=ctc_length)
-    cands = [y for y, _ in ctc_prefix_beam_search(scorer.x, blank, beam=beam)]
+    with exact full-sequence probabilities (:mod:`brain2text.decoding.scorers`; ``lm_score_fn`` gives the LM's
+    for a list of candidates, e.g. :func:`~brain2text.decoding.scorers.lm_sequence_log_prob` after the
+    example's context); returns the best ``y``."""
+    lp = checked_log_probs(ctc_log_probs, blank, ctc_length)
+    cands = [y for y, _ in ctc_prefix_beam_search(lp, blank, beam=beam)]
     if ctc_weight < 1.0:
         lm_hyps = _beam_search(lm_step_fn, bos_ids, eos_id, beam, max_len, length_penalty)
         cands += [y for y, _ in lm_hyps if y not in cands]
-    ctc = torch.tensor([scorer.sequence_log_prob(y) for y in cands])
-    score = ctc_weight * ctc
+    score = ctc_weight * ctc_sequence_log_prob(lp, cands, blank)
     if ctc_weight < 1.0:
-        score = score + (1.0 - ctc_weight) * lm_sequence_scores(lm_step_fn, bos_ids, eos_id, cands)
+        score = score + (1.0 - ctc_weight) * lm_score_fn(cands).float().cpu()
     norm = torch.tensor([(len(y) + 1) ** length_penalty for y in cands], dtype=score.dtype)
     return cands[int(torch.argmax(score / norm))]
 
@@ -296,7 +290,7 @@ def ctc_fusion_beam_search(
         raise ValueError("lm_weight > 0 needs prefix_lm_fn")
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
-    lp = _checked(log_probs, blank, length)
+    lp = checked_log_probs(log_probs, blank, length)
     n_classes = lp.shape[1]
     cache: dict[tuple[int, ...], Tensor] = {}
 
@@ -322,8 +316,8 @@ def ctc_fusion_beam_search(
     for x in lp:
         ext_fuse = bonus[None, :] if lm_weight == 0 else lm_rows(prefixes)[:, :n_classes] + bonus  # the LM keeps its threads
         with single_thread():  # the search's own ops are tiny
-            prefixes, p_b, p_nb, fuse = _prefix_beam_step(x, blank, beam, prune_topk, prefixes, p_b, p_nb,
-                                                          fuse=fuse, ext_fuse=ext_fuse)
+            prefixes, p_b, p_nb, fuse = prefix_beam_step(x, blank, beam, prune_topk, prefixes, p_b, p_nb,
+                                                         fuse=fuse, ext_fuse=ext_fuse)
     final = torch.logaddexp(p_b, p_nb) + fuse
     if lm_weight > 0:
         final = final + lm_rows(prefixes)[:, n_classes]

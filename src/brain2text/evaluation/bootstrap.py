@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import SentenceStats
+from .metrics import LOWER_IS_BETTER, SentenceStats
 
 DEFAULT_RESAMPLES = 1000
 _CHUNK_CELLS = 2_000_000  # resamples x sentences per block of the count matrix (~16 MB)
@@ -63,6 +63,5 @@ def paired_bootstrap(stats_a: SentenceStats, stats_b: SentenceStats, n_resamples
 def beats(difference: dict, key: str) -> bool:
     """True when the 95% interval of A - B excludes 0 in A's favour (lower is better for WER)."""
     lo, hi = difference["ci95"]
-    from .metrics import LOWER_IS_BETTER
 
     return hi < 0 if key in LOWER_IS_BETTER else lo > 0

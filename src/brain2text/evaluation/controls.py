@@ -24,8 +24,10 @@ CONTROLS = ("noise", "shuffled", "no_meg")
 
 
 def blind(batch: MEGBatch) -> MEGBatch:
-    """The batch without any target information (texts, words, word onsets): what generation sees."""
-    return replace(batch, texts=[], words=[], word_onsets=[])
+    """The batch without any target information (texts, words, word onsets, their token ids): what
+    generation sees."""
+    return replace(batch, texts=[], words=[], word_onsets=[], target_ids=[], ctc_targets=None, ctc_target_lengths=None,
+                   word_ids=[])
 
 
 def noise_like(batch: MEGBatch, seeds: Sequence[int]) -> MEGBatch:

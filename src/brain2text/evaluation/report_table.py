@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 
-from ..utils.atomic import atomic_path, atomic_write_text
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..utils.atomic import atomic_path
 from .bootstrap import beats
 from .metrics import LOWER_IS_BETTER
 
@@ -98,11 +102,7 @@ def evaluation_markdown(result: dict) -> str:
 
 def write_figure(result: dict, per_sentence_wer: dict[str, list[float]], path: str | os.PathLike) -> None:
     """PNG: metric bars (MEG and controls, with the control's interval mapped onto its bar), WER histogram."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
     columns = {"MEG": result["metrics"], **result.get("controls", {})}
     keys = [k for k in _keys(columns) if columns["MEG"].get(k) is not None]
@@ -131,7 +131,3 @@ def write_figure(result: dict, per_sentence_wer: dict[str, list[float]], path: s
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-
-
-def write_markdown(result: dict, path: str | os.PathLike) -> None:
-    atomic_write_text(path, evaluation_markdown(result))

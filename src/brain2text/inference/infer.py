@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mne_bids import get_entities_from_fname
 from tqdm import tqdm
 
 from ..config import DataConfig, DecodingConfig
@@ -89,8 +90,6 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
 
 
 def _bids_subject(path: Path) -> str | None:
-    from mne_bids import get_entities_from_fname
-
     return get_entities_from_fname(path.name, on_error="ignore").get("subject")
 
 

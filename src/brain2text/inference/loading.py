@@ -6,22 +6,23 @@ import os
 import warnings
 from pathlib import Path
 
+from transformers.utils import logging as hf_logging
+
 from ..errors import ModelError
+from ..models.serialization import load_model as load_model_dir
 
 
 def load_model(model_path: str | os.PathLike, device: str = "cpu"):
-    """``Brain2Text.from_pretrained(model_path)`` in eval mode on ``device``."""
+    """:func:`brain2text.models.serialization.load_model` in eval mode on ``device``."""
     path = Path(model_path)
     if not path.is_dir():
         raise ModelError("model directory not found", path)
-    from ..models.brain2text import Brain2Text
 
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a user sees our progress bars and one-line errors, not HF's loading bars
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # library deprecation notices are not the user's business
-        model = Brain2Text.from_pretrained(str(path))
+        model = load_model_dir(path)
     try:
         model.to(device)
     except (RuntimeError, AssertionError) as exc:

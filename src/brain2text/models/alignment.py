@@ -2,7 +2,7 @@
 
 - :func:`ctc_loss`: CTC from encoder tokens to the text in the decoder tokenizer's units (the CTC head's
   classes are the tokenizer ids plus a blank at ``len(tokenizer)``, see :mod:`brain2text.decoding.ctc`);
-  :func:`ctc_targets` tokenises the texts for it.
+  the data layer tokenises the texts for it (:func:`brain2text.data.batch.tokenize_batch`).
 - :func:`word_contrastive_loss`: CLIP-style symmetric InfoNCE (Radford et al. 2021) between the MEG
   around each word onset (:func:`gather_word_windows`) and the word's text embedding, with repeated
   words as shared positives (:func:`word_labels`).
@@ -13,17 +13,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-
-def ctc_targets(tokenizer, texts: list[str]) -> tuple[Tensor, Tensor]:
-    """Tokenise ``texts`` without special tokens: targets ``(B, L)`` long (right-padded with 0) and
-    lengths ``(B,)``. Ids lie below ``len(tokenizer)``, the blank."""
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] if t else [] for t in texts]
-    lengths = torch.tensor([len(i) for i in ids], dtype=torch.long)
-    targets = torch.zeros(len(ids), max([1, *lengths.tolist()]), dtype=torch.long)
-    for row, i in enumerate(ids):
-        targets[row, : len(i)] = torch.tensor(i, dtype=torch.long)
-    return targets, lengths
 
 
 def ctc_loss(log_probs: Tensor, input_mask: Tensor, targets: Tensor, target_lengths: Tensor, blank: int) -> Tensor:
@@ -68,7 +57,8 @@ def word_contrastive_loss(
     words are not pushed apart. Cosine similarity divided by ``temperature``. ``N == 0`` gives 0.
     """
     if meg_emb.ndim != 2 or meg_emb.shape != text_emb.shape:
-        raise ValueError(f"meg_emb and text_emb must both be (N, D), got {tuple(meg_emb.shape)} and {tuple(text_emb.shape)}")
+        raise ValueError(f"meg_emb and text_emb must both be (N, D), got {tuple(meg_emb.shape)} and "
+                         f"{tuple(text_emb.shape)}")
     n = meg_emb.shape[0]
     if n == 0:
         return meg_emb.sum() * 0.0 + text_emb.sum() * 0.0

@@ -19,6 +19,14 @@ import os
 from pathlib import Path
 
 import torch
+from accelerate import init_empty_weights
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    BitsAndBytesConfig,
+    LlamaConfig,
+)
 
 from ..config import DecoderConfig
 from ..errors import ModelError
@@ -37,7 +45,6 @@ def _quantization(cfg: DecoderConfig):
         return None
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelError("decoder.load_in_8bit/load_in_4bit need the bitsandbytes package (pip install bitsandbytes)")
-    from transformers import BitsAndBytesConfig
 
     if cfg.load_in_4bit:
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=DTYPES[cfg.dtype])
@@ -53,8 +60,6 @@ def check_decoder_path(path: str) -> None:
 
 def load_base_lm(cfg: DecoderConfig, path: str | None = None):
     """The frozen base causal LM from ``path`` (default ``cfg.model_name_or_path``)."""
-    from transformers import AutoModelForCausalLM
-
     path = path or cfg.model_name_or_path
     check_decoder_path(path)
     kwargs = dict(dtype=DTYPES[cfg.dtype], local_files_only=offline(), use_safetensors=True)  # never unpickle
@@ -83,16 +88,12 @@ def resize_for_tokenizer(model, n_tokens: int) -> None:
 
 
 def lora_config(cfg: DecoderConfig):
-    from peft import LoraConfig
-
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_target_modules), bias="none", task_type="CAUSAL_LM")
 
 
 def apply_lora(model, cfg: DecoderConfig, adapter_dir: str | os.PathLike | None = None):
     """Wrap ``model`` with a fresh LoRA adapter, or the one saved in ``adapter_dir`` (peft format)."""
-    from peft import PeftModel, get_peft_model
-
     if cfg.gradient_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -115,8 +116,6 @@ def build_decoder(cfg: DecoderConfig, n_tokens: int, base_path: str | None = Non
 
 def decoder_config_on_meta(cfg: DecoderConfig):
     """The HF config of the decoder: from a local directory, else LLaMA-2 7B's shape."""
-    from transformers import AutoConfig, LlamaConfig
-
     path = cfg.model_name_or_path
     if Path(path).is_dir():
         return AutoConfig.from_pretrained(path, local_files_only=True)
@@ -127,10 +126,6 @@ def decoder_config_on_meta(cfg: DecoderConfig):
 
 def build_decoder_on_meta(cfg: DecoderConfig, n_added_tokens: int = 4):
     """(peft model on the meta device, base vocabulary size): structure only, no weights allocated."""
-    from accelerate import init_empty_weights
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
-
     hf_cfg = decoder_config_on_meta(cfg)
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(hf_cfg, dtype=DTYPES[cfg.dtype])

@@ -17,15 +17,20 @@ Memory model (stated in the output, in GB = 1e9 bytes), per process, no allocato
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
 from ..config import Config
+from ..data.tokenizer import add_meg_special_tokens, load_tokenizer
+from .brain2text import Brain2Text
+from .decoder import build_decoder_on_meta, decoder_config_on_meta
 
 GB = 1e9
 ASSUMPTIONS = (
     "GB = 1e9 bytes, per process, no allocator overhead",
-    "frozen decoder weights in decoder.dtype; encoder/RVQ/projector/heads and LoRA in fp32; RVQ codebooks + EMA sums fp32",
+    "frozen decoder weights in decoder.dtype; encoder/RVQ/projector/heads and LoRA in fp32; RVQ codebooks + EMA sums "
+    "fp32",
     "each trainable parameter: + fp32 gradient (4 B) + AdamW moments (8 B)",
     "activations per transformer layer 34*s*b*h + 5*a*s^2*b bytes (2*s*b*h with gradient checkpointing), "
     "stored only when something at or before the layer trains; fp32 LM logits and their gradient; RVQ N x K distances",
@@ -39,9 +44,6 @@ DECODER_LOSSES = ("lm", "kd")
 
 def build_on_meta(cfg: Config):
     """(Brain2Text on the meta device, HF decoder config, number of tokenizer ids)."""
-    from .brain2text import Brain2Text
-    from .decoder import build_decoder_on_meta, decoder_config_on_meta
-
     hf_cfg = decoder_config_on_meta(cfg.decoder)
     n_tokens = _n_tokens(cfg, hf_cfg)
     decoder, _ = build_decoder_on_meta(cfg.decoder, n_added_tokens=n_tokens - hf_cfg.vocab_size)
@@ -51,12 +53,8 @@ def build_on_meta(cfg: Config):
 
 
 def _n_tokens(cfg: Config, hf_cfg) -> int:
-    from pathlib import Path
-
     path = Path(cfg.decoder.model_name_or_path)
     if path.is_dir() and (path / "tokenizer_config.json").is_file():
-        from ..data.tokenizer import add_meg_special_tokens, load_tokenizer
-
         tok = load_tokenizer(path)
         add_meg_special_tokens(tok)
         return max(len(tok), hf_cfg.vocab_size)

@@ -183,11 +183,11 @@ class ResidualVQ(nn.Module):
             codebook = self.codebooks[q]
             idx, ent_q = self._search(codebook, residual, valid, entropy)
             chosen = F.embedding(idx, codebook)  # (N, D)
-            if self.training or torch.is_grad_enabled():
-                err = ((residual - chosen.detach()) ** 2).mean(1)
-                commit = commit + self.cfg.commitment_weight * (err * weight).sum() / n_valid
-                if not self.cfg.ema:
-                    commit = commit + (((residual.detach() - chosen) ** 2).mean(1) * weight).sum() / n_valid
+            # computed in eval too: validation reports the real quantisation error (cheap next to the search)
+            err = ((residual - chosen.detach()) ** 2).mean(1)
+            commit = commit + self.cfg.commitment_weight * (err * weight).sum() / n_valid
+            if not self.cfg.ema:
+                commit = commit + (((residual.detach() - chosen) ** 2).mean(1) * weight).sum() / n_valid
             if ent_q is not None:
                 ent = ent + ent_q
             if self.training and self.update_codebooks:

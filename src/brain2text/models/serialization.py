@@ -22,22 +22,31 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from ..config import config_from_dict
-from ..constants import ADAPTER_DIR, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, PREPROCESSING_FILE, TOKENIZER_DIR
+from ..constants import (
+    ADAPTER_DIR,
+    MODEL_CONFIG_FILE,
+    MODEL_WEIGHTS_FILE,
+    PREPROCESSING_FILE,
+    TOKENIZER_DIR,
+)
+from ..data.tokenizer import load_tokenizer
 from ..errors import Brain2TextError, ModelError
+from ..registry import DECODER_WEIGHTS_FILE, WEIGHTS_MODULES
 from ..utils.atomic import atomic_directory
+from .build import build_model
+from .decoder import check_decoder_path
 
 FORMAT_VERSION = 1
-DECODER_WEIGHTS_FILE = "decoder.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-PARTS = ("encoder", "rvq", "projector", "ctc_head", "word_head")
 
 
-def save_model(model, path: str | os.PathLike, preprocessing: dict) -> None:
-    from safetensors.torch import save_file
-
-    state = {f"{part}.{k}": v.detach().cpu().contiguous() for part in PARTS
+def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None) -> None:
+    """Write ``model`` to the directory ``path`` atomically; ``preprocessing`` defaults to the model's record."""
+    preprocessing = model.preprocessing if preprocessing is None else preprocessing
+    state = {f"{part}.{k}": v.detach().cpu().contiguous() for part in WEIGHTS_MODULES
              for k, v in getattr(model, part).state_dict().items()}
     meta = {"format": "brain2text", "version": FORMAT_VERSION, "config": model.cfg.to_dict(),
             "decoder_base": model.decoder_base, "n_tokens": len(model.tokenizer)}
@@ -76,8 +85,6 @@ def _read_json(path: Path) -> dict:
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file; a missing, truncated or corrupt file is a ModelError naming it."""
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise ModelError("missing weights file", path)
     try:
@@ -94,11 +101,7 @@ def _check_adapter(adapter: Path) -> None:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild a :class:`~brain2text.models.brain2text.Brain2Text` saved with ``save_pretrained``."""
-    from ..data.tokenizer import load_tokenizer
-    from .brain2text import build_model
-    from .decoder import check_decoder_path
-
+    """Rebuild a :class:`~brain2text.models.brain2text.Brain2Text` saved with :func:`save_model`."""
     path = Path(path)
     if not path.is_dir():
         raise ModelError("model directory not found", path)
@@ -139,7 +142,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
 
 
 def _load_parts(model, state: dict, source: Path) -> None:
-    for part in PARTS:
+    for part in WEIGHTS_MODULES:
         prefix = f"{part}."
         sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         module = getattr(model, part)

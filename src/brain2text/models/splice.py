@@ -26,14 +26,16 @@ class SplicedInputs:
     labels: torch.Tensor | None  # (B, L) long, IGNORE_INDEX except target tokens (HF convention: unshifted)
 
 
-def splice_meg(prefix_ids: list[int], suffix_ids: list[int], meg: torch.Tensor | None, meg_lengths: torch.Tensor | None,
-               embed: Callable[[torch.Tensor], torch.Tensor], targets: list[list[int]] | None = None,
-               target_inputs: list[list[int]] | None = None, pad_side: str = "right", batch_size: int | None = None) -> SplicedInputs:
+def splice_meg(embed: Callable[[torch.Tensor], torch.Tensor], prefix_ids: list[int], *, meg: torch.Tensor | None = None,
+               meg_lengths: torch.Tensor | None = None, suffix_ids: list[int] = (), targets: list[list[int]] | None = None,
+               target_inputs: list[list[int]] | None = None, pad_side: str = "right",
+               batch_size: int | None = None) -> SplicedInputs:
     """Build decoder inputs.
 
-    meg (B, T', H) projected MEG tokens (or None: the prompt alone, the no-MEG control), meg_lengths (B,)
-    real MEG tokens per example; embed maps ids (N,) -> (N, H); targets: token ids per example (labels);
-    target_inputs: ids fed as input instead of ``targets`` (word dropout), default ``targets``.
+    embed maps ids (N,) -> (N, H); meg (B, T', H) projected MEG tokens (None: the prompt alone, the no-MEG
+    control), meg_lengths (B,) real MEG tokens per example, suffix_ids the ids after them; targets: token
+    ids per example (labels); target_inputs: ids fed as input instead of ``targets`` (word dropout),
+    default ``targets``; batch_size: needed only without meg and targets.
     """
     if pad_side not in ("left", "right"):
         raise ValueError(f"pad_side must be 'left' or 'right', got {pad_side!r}")
@@ -140,8 +142,6 @@ class PrefixLM:
         return torch.stack([self._after_context if not p else self._next[tuple(p)] for p in prefixes])
 
     def _extend(self, todo: list[tuple[int, ...]]) -> None:
-        from transformers import DynamicCache
-
         device, n_ctx, n = self.context.device, self.context.shape[1], len(todo)
         lengths = [len(q) - 1 for q in todo]  # of each parent
         longest = max(lengths)
@@ -155,6 +155,8 @@ class PrefixLM:
                     k, v = self._kv[q[:-1]][layer]
                     keys[row, :, n_ctx:n_ctx + length], values[row, :, n_ctx:n_ctx + length] = k, v
             layers.append((keys, values))
+        from transformers import DynamicCache  # noqa: PLC0415 -- keeps transformers off config's import path
+
         cache = DynamicCache(ddp_cache_data=layers)
         mask = torch.ones(n, n_ctx + longest + 1, dtype=torch.long, device=device)
         for row, length in enumerate(lengths):

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import Brain2TextError
 from ..utils.atomic import atomic_directory
+from ..utils.faults import fault_point
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -68,13 +68,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _kill_hook(step: int) -> None:
-    """Test hook: ``BRAIN2TEXT_TEST_KILL_IN_CHECKPOINT=N`` SIGKILLs this process half-way through
-    writing checkpoint N (to prove a half-written checkpoint is never used)."""
-    if os.environ.get("BRAIN2TEXT_TEST_KILL_IN_CHECKPOINT") == str(step):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # clone(): safetensors refuses tensors sharing storage (tied weights).
     return {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
@@ -86,7 +79,7 @@ def save_checkpoint(root: Path, step: int, model: dict[str, torch.Tensor], optim
     path = Path(root) / checkpoint_name(step)
     with atomic_directory(path) as tmp:
         save_file(_contiguous(model), str(tmp / MODEL_FILE))
-        _kill_hook(step)
+        fault_point("in_checkpoint", step)
         files = [MODEL_FILE, STATE_FILE]
         if optimizer:
             save_file(_contiguous(optimizer), str(tmp / OPTIMIZER_FILE))

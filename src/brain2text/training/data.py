@@ -12,7 +12,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import Config
-from ..data.batch import MEGBatch
+from ..data.batch import MEGBatch, tokenize_batch
+from ..data.cache import build_cache
+from ..data.dataset import MEGDataset, collate_examples
 from ..errors import DataError
 from .sampler import ResumableBatchSampler
 
@@ -24,13 +26,16 @@ class TrainingData:
     collate: Callable[[list[Any]], MEGBatch]
     preprocessing: dict[str, Any] | None = None  # saved beside the model for inference
     source: str = "<data>"
+    tokenizer: Any = None  # the model's: batches then carry their token ids (set once the model is built)
+
+    def batch(self, items: list[Any]) -> MEGBatch:
+        """Collate ``items`` and, with a tokenizer, add their token ids (the losses read them)."""
+        batch = self.collate(items)
+        return batch if self.tokenizer is None else tokenize_batch(batch, self.tokenizer)
 
 
 def build_training_data(cfg: Config) -> TrainingData:
     """Preprocess (or reuse the cache of) ``cfg.data`` and return its train/validation splits."""
-    from ..data.cache import build_cache
-    from ..data.dataset import MEGDataset, collate_examples
-
     example_set = build_cache(cfg.data)
     train, val = MEGDataset(example_set, "train"), MEGDataset(example_set, "val")
     if len(train) == 0:
@@ -61,7 +66,7 @@ def train_loader(data: TrainingData, batch_size: int, seed: int, offset: int, ra
                  num_workers: int) -> Iterator[MEGBatch]:
     """Endless iterator of this rank's training batches, starting ``offset`` examples into the stream."""
     sampler = ResumableBatchSampler(len(data.train), batch_size, seed, offset, rank, world_size)
-    loader = DataLoader(data.train, batch_sampler=sampler, collate_fn=data.collate, num_workers=num_workers,
+    loader = DataLoader(data.train, batch_sampler=sampler, collate_fn=data.batch, num_workers=num_workers,
                         generator=torch.Generator().manual_seed(seed), persistent_workers=False)
     return iter(loader)
 
@@ -72,4 +77,4 @@ def val_batches(data: TrainingData, batch_size: int, max_batches: int) -> Iterat
     if max_batches > 0:
         n = min(n, max_batches * batch_size)
     for start in range(0, n, batch_size):
-        yield data.collate([data.val[i] for i in range(start, min(start + batch_size, n))])
+        yield data.batch([data.val[i] for i in range(start, min(start + batch_size, n))])

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..constants import IGNORE_INDEX, TOKENIZER_DIR
+from ..data.tokenizer import load_tokenizer
 from ..errors import ConfigError, ModelError
+from ..models.serialization import load_model
 
 
 def text_token_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -88,8 +90,6 @@ def check_same_tokenizer(student_tokenizer, teacher_tokenizer, teacher_dir: str 
 
 def load_teacher_tokenizer(teacher_dir: str | Path):
     """The teacher's tokenizer alone (cheap), to compare before building anything large."""
-    from ..data.tokenizer import load_tokenizer
-
     teacher_dir = Path(teacher_dir)
     if not teacher_dir.is_dir():
         raise ConfigError("--teacher_checkpoint: teacher model directory not found", teacher_dir)
@@ -101,9 +101,7 @@ def load_teacher_tokenizer(teacher_dir: str | Path):
 
 def load_teacher(teacher_dir: str | Path, device: torch.device) -> nn.Module:
     """Load a trained Brain2Text, frozen, in eval mode."""
-    from ..models.brain2text import Brain2Text
-
-    teacher = Brain2Text.from_pretrained(str(teacher_dir))
+    teacher = load_model(teacher_dir)
     teacher.to(device)
     teacher.eval()
     for p in teacher.parameters():

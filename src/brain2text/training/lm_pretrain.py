@@ -24,7 +24,17 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from transformers.utils import logging as hf_logging
+
 from ..config import Config
+from ..constants import MEG_MASC_STORIES
+from ..data.events import extract_sentences, read_events
+from ..data.splits import assign_splits
+from ..data.synthetic.stimuli import find_shared_data, story_events
+from ..data.text import detokenize, normalize_for_split
+from ..data.tokenizer import train_bpe_tokenizer, train_word_tokenizer
 from ..errors import ModelError
 from ..utils.atomic import atomic_directory
 
@@ -58,8 +68,6 @@ class LMSettings:
 
 
 def _event_sentences(events) -> list[tuple[str, str]]:
-    from ..data.text import detokenize
-
     seqs: dict = {}
     for e in events:
         if e.info["kind"] == "word" and e.info["condition"] == "sentence":
@@ -69,16 +77,11 @@ def _event_sentences(events) -> list[tuple[str, str]]:
 
 def story_sentences(text_dir=None) -> list[tuple[str, str]]:
     """(text, story) of every sentence of the four stories, as the word events give them."""
-    from ..data.synthetic.stimuli import find_shared_data
-
     return list(_story_sentences(str(find_shared_data(text_dir).resolve())))
 
 
 @lru_cache(maxsize=4)
 def _story_sentences(text_dir: str) -> tuple[tuple[str, str], ...]:
-    from ..constants import MEG_MASC_STORIES
-    from ..data.synthetic.stimuli import story_events
-
     out = []
     for story in MEG_MASC_STORIES:
         out += _event_sentences(story_events(story, Path(text_dir), seed=0, max_seconds=None))
@@ -90,7 +93,6 @@ def dataset_sentences(bids_root) -> list[tuple[str, str]]:
     root = Path(bids_root)
     if not root.is_dir():
         return []
-    from ..data.events import extract_sentences, read_events
 
     out = set()
     for path in sorted(root.rglob("*_events.tsv")):
@@ -100,9 +102,6 @@ def dataset_sentences(bids_root) -> list[tuple[str, str]]:
 
 def build_corpus(cfg: Config, text_dir=None) -> dict[str, list[str]]:
     """{'train': [...], 'val': [...], 'test': [...]} of unique sentence texts; train is leak-free."""
-    from ..data.splits import assign_splits
-    from ..data.text import normalize_for_split
-
     items = sorted(set(story_sentences(text_dir)) | set(dataset_sentences(cfg.data.bids_root)))
     items = [(t, s) for t, s in items if t.strip()]
     splits = assign_splits(items, cfg.data)
@@ -139,8 +138,6 @@ def _encode(tok, texts: list[str], max_len: int) -> list[list[int]]:
 
 
 def _batch(seqs: list[list[int]], pad: int):
-    import torch
-
     n = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), n), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), n), dtype=torch.long)
@@ -159,8 +156,6 @@ def perplexity(model, seqs: list[list[int]], pad: int, batch_size: int = 64) -> 
 
 def total_nll(model, seqs: list[list[int]], pad: int, batch_size: int = 64) -> tuple[float, int]:
     """Summed next-token NLL (nats) over ``seqs`` and the number of predicted tokens."""
-    import torch
-
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
@@ -177,8 +172,6 @@ def total_nll(model, seqs: list[list[int]], pad: int, batch_size: int = 64) -> t
 
 
 def make_model(tok, s: LMSettings):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     config = LlamaConfig(vocab_size=len(tok), hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
                          num_hidden_layers=s.n_layers, num_attention_heads=s.n_heads, num_key_value_heads=s.n_heads,
                          max_position_embeddings=max(s.max_len, EVAL_MAX_LEN), attention_dropout=s.dropout, bos_token_id=tok.bos_token_id,
@@ -188,8 +181,6 @@ def make_model(tok, s: LMSettings):
 
 def train_lm(train: list[str], s: LMSettings, log=print):
     """Train tokenizer + model on ``train``; returns (model, tokenizer, best dev perplexity)."""
-    import torch
-
     torch.manual_seed(s.seed)
     rng = random.Random(s.seed)
     threads = torch.get_num_threads()
@@ -201,10 +192,6 @@ def train_lm(train: list[str], s: LMSettings, log=print):
 
 
 def _train(train: list[str], s: LMSettings, rng: random.Random, log):
-    import torch
-
-    from ..data.tokenizer import train_bpe_tokenizer, train_word_tokenizer
-
     train_tokenizer = {"bpe": train_bpe_tokenizer, "word": train_word_tokenizer}[s.tokenizer]
     tok = train_tokenizer(train, vocab_size=s.vocab_size)
     order = list(train)
@@ -270,7 +257,6 @@ def pretrain_lm(cfg: Config, out: str | Path | None = None, settings: LMSettings
         "split": {"split": cfg.data.split, "split_salt": cfg.data.split_salt, "val_fraction": cfg.data.val_fraction,
                   "test_fraction": cfg.data.test_fraction},
     }
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     with atomic_directory(out) as tmp:

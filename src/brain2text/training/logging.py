@@ -12,7 +12,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..config import LOSS_NAMES
+import matplotlib
+import matplotlib.pyplot as plt
+from torch.utils.tensorboard import SummaryWriter
+
+from ..registry import LOSS_NAMES
 from ..utils.atomic import atomic_path, atomic_write_text
 
 HISTORY_FILE = "metrics.jsonl"
@@ -47,7 +51,6 @@ class MetricsLogger:
             return
         kept = [r for r in read_history(self.history) if resume_step is not None and r["step"] <= resume_step]
         atomic_write_text(self.history, "".join(json.dumps(r) + "\n" for r in kept))
-        from torch.utils.tensorboard import SummaryWriter
 
         purge = None if resume_step is None else resume_step + 1
         self.writer = SummaryWriter(log_dir=str(self.output_dir / "logs"), purge_step=purge)
@@ -81,10 +84,7 @@ def _save_figure(fig, path: Path) -> None:
 
 def plot_history(output_dir: Path) -> list[Path]:
     """Write ``loss_curves.png`` (one panel per phase) and ``codebook_usage.png``; return their paths."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     records = read_history(Path(output_dir) / HISTORY_FILE)
     if not records:

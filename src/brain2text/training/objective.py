@@ -1,7 +1,8 @@
 """The training objective as one module, so that DDP (via Accelerate) wraps a single ``forward``.
 
 ``TrainingObjective(batch, losses)`` returns the model's named losses plus, in distillation, ``kd``
-and ``feature``, and ``loss`` (the weighted sum). The teacher is held outside the module tree: it is
+and ``feature``, and ``loss``: their weighted sum, made here and only here
+(:func:`brain2text.registry.weighted_total`). The teacher is held outside the module tree: it is
 neither trained, nor saved, nor synchronised by DDP.
 """
 
@@ -13,8 +14,8 @@ import torch
 from torch import nn
 
 from ..data.batch import MEGBatch
+from ..registry import DISTILL_LOSSES, weighted_total
 from .distillation import FeatureMatcher, kd_loss, text_token_logits
-from .phases import DISTILL_LOSSES
 
 
 class TrainingObjective(nn.Module):
@@ -34,18 +35,12 @@ class TrainingObjective(nn.Module):
         """Named scalar losses and ``loss``, their weighted sum (only weights > 0 are computed)."""
         model_weights = {k: w for k, w in losses.items() if k not in DISTILL_LOSSES and w > 0}
         out: dict[str, torch.Tensor] = {}
-        total = None
         if model_weights:
             out = dict(self.model(batch, model_weights))
-            total = out["loss"]
         kd_w, feat_w = losses.get("kd", 0.0), losses.get("feature", 0.0)
         if kd_w > 0 or feat_w > 0:
-            extra = self._distill(batch, kd_w > 0, feat_w > 0, freeze_codebooks=bool(model_weights))
-            out.update(extra)
-            for name, w in (("kd", kd_w), ("feature", feat_w)):
-                if name in extra:
-                    total = extra[name] * w if total is None else total + extra[name] * w
-        out["loss"] = total
+            out.update(self._distill(batch, kd_w > 0, feat_w > 0, freeze_codebooks=bool(model_weights)))
+        out["loss"] = weighted_total(out, losses)
         return out
 
     def _distill(self, batch: MEGBatch, want_kd: bool, want_feature: bool, freeze_codebooks: bool) -> dict[str, torch.Tensor]:

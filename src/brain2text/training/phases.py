@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from ..config import Config, PhaseConfig
 from ..errors import ConfigError
+from ..registry import DISTILL_LOSSES
 
 MODES = ("multi_phase", "full", "distill")
-DISTILL_LOSSES = ("kd", "feature")
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,3 @@ def build_plan(cfg: Config, mode: str) -> PhasePlan:
     if len(set(names)) != len(names):
         raise ConfigError(f"train.{mode}: phase names must be unique, got {names}")
     return PhasePlan(phases)
-
-
-def model_losses(phase: PhaseConfig) -> dict[str, float]:
-    """The loss weights the model computes itself (everything but distillation's)."""
-    return {k: w for k, w in phase.losses.items() if k not in DISTILL_LOSSES and w > 0}

@@ -10,7 +10,6 @@ resumed run ends with the same bits as an uninterrupted one (CPU).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -20,19 +19,36 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    broadcast_object_list,
+    gather_object,
+)
 from tqdm.auto import tqdm
 
 from ..config import Config, PhaseConfig
 from ..errors import Brain2TextError
+from ..models.serialization import save_model
 from ..utils.atomic import atomic_directory, atomic_write_json
+from ..utils.faults import fault_point
 from . import checkpoint as ckpt_io
 from .data import TrainingData, train_loader, val_batches
 from .logging import MetricsLogger, plot_history
 from .objective import TrainingObjective
-from .optim import build_optimizer, build_scheduler, flatten_optimizer_state, load_scheduler_state, scheduler_state, unflatten_optimizer_state
+from .optim import (
+    build_optimizer,
+    build_scheduler,
+    flatten_optimizer_state,
+    load_scheduler_state,
+    scheduler_state,
+    unflatten_optimizer_state,
+)
 from .phases import PhasePlan
 from .rng import capture_rng_state, isolated_rng, restore_rng_state, seed_everything
 from .run_dir import CHECKPOINTS_DIR
+from .sampler import StreamPosition
 from .state import excluded_parameter_names, load_model_tensors, model_tensors
 from .validation import is_better, validate
 
@@ -51,9 +67,6 @@ class TrainResult:
 
 
 def make_accelerator(cfg: Config):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-    from accelerate.utils import DistributedDataParallelKwargs
 
     # Accelerate keeps one state per process; a second training in the same process (a notebook, the
     # demo, tests) may use another precision or accumulation, so start from a clean one.
@@ -66,8 +79,9 @@ def make_accelerator(cfg: Config):
 
 class Trainer:
     def __init__(self, cfg: Config, plan: PhasePlan, output_dir: Path, objective: TrainingObjective, data: TrainingData,
-                 accelerator, config_digest: str, resume_allowed: bool = True):
+                 accelerator, config_digest: str, resume_allowed: bool = True, save_model_fn=save_model):
         self.cfg, self.plan, self.output_dir = cfg, plan, Path(output_dir)
+        self.save_model = save_model_fn  # (model, directory): best_model / final_model exports
         self.accelerator, self.digest, self.resume_allowed = accelerator, config_digest, resume_allowed
         self.objective = objective.to(accelerator.device)
         self.model = objective.model
@@ -178,8 +192,7 @@ class Trainer:
 
     def _after_step(self, index: int, phase_step: int, losses: dict[str, float], optimizer, scheduler) -> None:
         phase, step, tc = self.plan.phases[index], self.global_step, self.cfg.train
-        if os.environ.get("BRAIN2TEXT_TEST_KILL_AT_STEP") == str(step):
-            os.kill(os.getpid(), signal.SIGKILL)  # test hook: die like a crashed node would
+        fault_point("after_step", step)
         phase_end = phase_step == phase.steps
         if step % tc.log_every == 0 or phase_end:
             lr = scheduler.get_last_lr()[0] if scheduler is not None else 0.0
@@ -230,7 +243,7 @@ class Trainer:
     def _export(self, name: str, info: dict[str, Any]) -> Path:
         path = self.output_dir / name
         with atomic_directory(path) as tmp:
-            self.model.save_pretrained(tmp)
+            self.save_model(self.model, tmp)
             (tmp / "training_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         return path
 
@@ -238,8 +251,6 @@ class Trainer:
     def _save_checkpoint(self, index: int, phase_step: int, optimizer, scheduler) -> None:
         rng = [capture_rng_state()]
         if self.accelerator.num_processes > 1:
-            from accelerate.utils import gather_object
-
             rng = gather_object(rng)
         if self.is_main:
             opt_tensors, opt_meta = flatten_optimizer_state(optimizer.state_dict()) if optimizer is not None else ({}, None)
@@ -255,8 +266,6 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
     def _position(self) -> dict[str, int]:
-        from .sampler import StreamPosition
-
         return StreamPosition(self.offset, len(self.data.train)).to_dict()
 
     def _resume(self) -> bool:
@@ -282,7 +291,6 @@ class Trainer:
     def _broadcast(self, value):
         if self.accelerator.num_processes == 1:
             return value
-        from accelerate.utils import broadcast_object_list
 
         return broadcast_object_list([value])[0]
 

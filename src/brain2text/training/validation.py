@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+import jiwer
 import torch
 from torch import nn
 
@@ -32,8 +33,6 @@ def codebook_stats(codes: torch.Tensor, mask: torch.Tensor | None, codebook_size
 
 
 def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    import jiwer
-
     pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
     if not pairs:
         return float("nan")

@@ -51,12 +51,21 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import mne
 import numpy as np
 
 from ...constants import MEG_MASC_STORIES
 from ...errors import DataError
 from ...utils.atomic import atomic_directory
-from .signal import N_NOISE_SOURCES, N_SOURCES, EvokedSources, NoiseStream, build_impulses, forward_matrix, sensor_layout
+from .signal import (
+    N_NOISE_SOURCES,
+    N_SOURCES,
+    EvokedSources,
+    NoiseStream,
+    build_impulses,
+    forward_matrix,
+    sensor_layout,
+)
 from .stimuli import find_shared_data, story_events
 from .writer import events_tsv, make_info, write_recording
 
@@ -91,8 +100,6 @@ class SynthParams:
 
 def _noise_power(g_noise: np.ndarray, sfreq: float, seed: int, subject: int) -> tuple[float, float]:
     """In-band (0.5-40 Hz) power per channel of unit-scale brain and sensor noise (20 s calibration)."""
-    import mne
-
     n, skip = int(25 * sfreq), int(5 * sfreq)
     out = []
     for brain, sensor in ((1.0, 0.0), (0.0, 1.0)):

@@ -6,6 +6,7 @@ same samples, chunk after chunk, so a recording can be streamed to disk without 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,8 +48,6 @@ def word_vector(word: str) -> np.ndarray:
 def phoneme_table(path: str) -> dict[str, np.ndarray]:
     """Phonetic feature vectors (one-hot per feature column) from phoneme_info.csv, projected to the
     sources by a fixed random matrix: phonemes sharing features share source patterns."""
-    import csv
-
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     cols = [c for c in rows[0] if c != "phoneme"]

