@@ -130,7 +130,7 @@ def _mean_stats(values: np.ndarray) -> SentenceStats:
     return SentenceStats(np.zeros((n, 10), dtype=np.int64), zeros, zeros, {}, None, {"score": values})
 
 
-def _coverage(rng, units, n_sims=300, n_sent=20, n_subj=10, subject_sd=0.0):
+def _coverage(rng, units, n_sims=600, n_sent=20, n_subj=10, subject_sd=0.0):
     """Fraction of simulations whose 95% interval of A - B covers the true difference, per unit.
 
     Row (i, j) = sentence i heard by subject j; A - B = 0.3 + s_i + u_j + e_ij with a sentence effect
@@ -146,7 +146,7 @@ def _coverage(rng, units, n_sims=300, n_sent=20, n_subj=10, subject_sd=0.0):
                 + rng.normal(size=len(sentences)))
         a, b = _mean_stats(base + diff), _mean_stats(base)
         for u in units:
-            lo, hi = paired_bootstrap(a, b, 1000, seed=sim, keys=["score"], clusters=clusters[u],
+            lo, hi = paired_bootstrap(a, b, 500, seed=sim, keys=["score"], clusters=clusters[u],
                                       n_permutations=0)["score"]["ci95"]
             hits[u] += lo <= 0.3 <= hi
     return {u: hits[u] / n_sims for u in units}
@@ -154,15 +154,15 @@ def _coverage(rng, units, n_sims=300, n_sent=20, n_subj=10, subject_sd=0.0):
 
 def test_sentence_bootstrap_covers_the_true_difference_and_the_row_bootstrap_does_not():
     cov = _coverage(np.random.default_rng(0), ("sentence", "row"))
-    print(f"\ncoverage of the true difference, 20 sentences x 10 subjects, 300 simulations: "
+    print(f"\ncoverage of the true difference, 20 sentences x 10 subjects, 600 simulations: "
           f"sentence bootstrap {cov['sentence']:.3f}, row bootstrap {cov['row']:.3f}")
     assert 0.90 <= cov["sentence"] <= 0.99
     assert cov["row"] < 0.80
 
 
 def test_with_subject_effects_the_two_way_bootstrap_covers():
-    cov = _coverage(np.random.default_rng(1), ("subject_sentence", "sentence"), n_sims=200, subject_sd=1.0)
-    print(f"\ncoverage with subject effects (sd 1), 200 simulations: two-way {cov['subject_sentence']:.3f}, "
+    cov = _coverage(np.random.default_rng(1), ("subject_sentence", "sentence"), n_sims=300, subject_sd=1.0)
+    print(f"\ncoverage with subject effects (sd 1), 300 simulations: two-way {cov['subject_sentence']:.3f}, "
           f"sentence only {cov['sentence']:.3f}")
     assert cov["subject_sentence"] >= 0.90
     assert cov["sentence"] < cov["subject_sentence"] - 0.1

@@ -42,10 +42,11 @@ threshold seed-independent, so a verdict that would change if a bound or p moved
 is flagged ``verdict_near_edge`` (and the tables say "near the edge").
 
 **Cost** (reference machine, 2 shared cores, measured by ``test_default_cost_is_small``): 10,000
-resamples and 10,000 permutations of 1,407 rows in 104 sentence clusters, all 9 metrics, take 0.4-0.7 s
-per comparison (BLEU is recomputed from summed statistics in numpy, not by sacrebleu per resample), so
-``evaluate``'s four controls add about 2 s; the weight matrices are built and used in blocks of
-``_CHUNK_CELLS`` cells (~16 MB each), whatever the number of rows.
+resamples and 10,000 permutations of 1,407 rows in 104 sentence clusters, all 9 metrics, take 0.3-0.5 s
+per comparison, so ``evaluate``'s four controls add under 2 s and ``score`` on 1,407 rows without
+BERTScore takes ~2.5 s in all. Rows that always share a weight (a sentence; a sentence x subject pair
+for the two-way bootstrap) are summed once, BLEU is recomputed from summed statistics in numpy (not by
+sacrebleu per resample), and the weight matrices are built in blocks of ``_CHUNK_CELLS`` cells (~16 MB).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .metrics import LOWER_IS_BETTER, SentenceStats, corpus_from_sums
+from .metrics import LOWER_IS_BETTER, SentenceStats, corpus_from_sums, unpack
 
 BOOTSTRAP_UNITS = ("sentence", "subject_sentence", "row")
 DEFAULT_RESAMPLES = 10_000
@@ -122,54 +123,94 @@ def _counts(rng: np.random.Generator, n_groups: int, r: int) -> np.ndarray:
     return np.bincount(flat, minlength=r * n_groups).reshape(r, n_groups).astype(np.float64)
 
 
-def _blocks(n_total: int, n_rows: int) -> Iterator[int]:
-    block = max(1, _CHUNK_CELLS // max(n_rows, 1))
+def _blocks(n_total: int, width: int) -> Iterator[int]:
+    block = max(1, _CHUNK_CELLS // max(width, 1))
     for start in range(0, n_total, block):
         yield min(block, n_total - start)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Rows that always share a weight, summed once: a sentence (or a sentence x subject pair, two-way)."""
+
+    of_row: np.ndarray  # (N,) cell of each row
+    sentence: np.ndarray  # (n_cells,) sentence cluster of each cell
+    subject: np.ndarray | None  # (n_cells,) subject of each cell (two-way only)
+
+
+def _cells(clusters: Clusters) -> _Cells:
+    if clusters.subject is None:
+        return _Cells(clusters.sentence, np.arange(clusters.n_clusters), None)
+    n_subj = clusters.n_subjects
+    pairs, of_row = np.unique(clusters.sentence * n_subj + clusters.subject, return_inverse=True)
+    return _Cells(of_row.ravel(), pairs // n_subj, pairs % n_subj)
+
+
+def _cell_weights(clusters: Clusters, cells: _Cells, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    for r in _blocks(n_resamples, len(clusters)):
+        weights = _counts(rng, clusters.n_clusters, r)[:, cells.sentence]  # (r, n_cells)
+        if clusters.subject is not None:
+            weights *= _counts(rng, clusters.n_subjects, r)[:, cells.subject]
+        yield weights
+
+
+def _cell_flips(clusters: Clusters, cells: _Cells, n_permutations: int, seed: int) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng([int(seed), 1])  # a stream apart from the bootstrap's
+    for r in _blocks(n_permutations, len(clusters)):
+        yield rng.integers(0, 2, size=(r, clusters.n_clusters)).astype(np.float64)[:, cells.sentence]
 
 
 def resample_weights(clusters: Clusters, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
     """Yield blocks (r, N) of row weights: each row gets its cluster's count (times its subject's count
     for ``subject_sentence``). With ``row`` clusters this is Koehn's row bootstrap, draw for draw."""
-    rng = np.random.default_rng(seed)
-    for r in _blocks(n_resamples, len(clusters)):
-        weights = _counts(rng, clusters.n_clusters, r)[:, clusters.sentence]
-        if clusters.subject is not None:
-            weights *= _counts(rng, clusters.n_subjects, r)[:, clusters.subject]
-        yield weights
+    cells = _cells(clusters)
+    for weights in _cell_weights(clusters, cells, n_resamples, seed):
+        yield weights[:, cells.of_row]
 
 
 def permutation_flips(clusters: Clusters, n_permutations: int, seed: int) -> Iterator[np.ndarray]:
     """Yield blocks (r, N) of 0/1: 1 where a row's cluster swaps A and B in that permutation."""
-    rng = np.random.default_rng([int(seed), 1])  # a stream apart from the bootstrap's
-    for r in _blocks(n_permutations, len(clusters)):
-        yield rng.integers(0, 2, size=(r, clusters.n_clusters)).astype(np.float64)[:, clusters.sentence]
+    cells = _cells(clusters)
+    for flips in _cell_flips(clusters, cells, n_permutations, seed):
+        yield flips[:, cells.of_row]
+
+
+def _cell_sums(stats: SentenceStats, cells: _Cells) -> tuple[list, np.ndarray]:
+    """(layout, (n_cells, K)): the statistics summed over the rows of each cell."""
+    layout, matrix = stats.columns()
+    out = np.zeros((len(cells.sentence), matrix.shape[1]))
+    np.add.at(out, cells.of_row, matrix)
+    return layout, out
 
 
 def _bootstrap_deltas(a: SentenceStats, b: SentenceStats, clusters: Clusters, n: int, seed: int,
                       keys: list[str]) -> dict[str, np.ndarray]:
+    cells = _cells(clusters)
+    (layout_a, ma), (layout_b, mb) = _cell_sums(a, cells), _cell_sums(b, cells)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    for weights in resample_weights(clusters, n, seed):
+    for weights in _cell_weights(clusters, cells, n, seed):  # (r, n_cells)
         weights = weights[weights.sum(axis=1) > 0]  # a two-way resample can miss every row (sparse designs)
-        ma, mb = a.weighted(weights), b.weighted(weights)
+        ca, cb = corpus_from_sums(unpack(layout_a, weights @ ma)), corpus_from_sums(unpack(layout_b, weights @ mb))
         for k in keys:
-            parts[k].append(ma[k] - mb[k])
+            parts[k].append(ca[k] - cb[k])
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def _permutation_deltas(a: SentenceStats, b: SentenceStats, clusters: Clusters, n: int, seed: int,
                         keys: list[str]) -> dict[str, np.ndarray]:
     """A - B after swapping the flipped clusters' rows: sums(A*) = sums(A) - flips @ A + flips @ B."""
-    ones = np.ones((1, len(a)))
-    total_a, total_b = a.sums(ones), b.sums(ones)
+    cells = _cells(clusters)
+    (layout_a, ma), (layout_b, mb) = _cell_sums(a, cells), _cell_sums(b, cells)
+    total_a, total_b = unpack(layout_a, ma.sum(axis=0, keepdims=True)), unpack(layout_b, mb.sum(axis=0, keepdims=True))
     shared = [k for k in total_a if k in total_b]  # a statistic one system lacks (retrieval) cannot be swapped
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    for flips in permutation_flips(clusters, n, seed):
-        fa, fb = a.sums(flips), b.sums(flips)
-        ma = corpus_from_sums({k: total_a[k] - fa[k] + fb[k] for k in shared})
-        mb = corpus_from_sums({k: total_b[k] - fb[k] + fa[k] for k in shared})
+    for flips in _cell_flips(clusters, cells, n, seed):  # (r, n_cells)
+        fa, fb = unpack(layout_a, flips @ ma), unpack(layout_b, flips @ mb)
+        ca = corpus_from_sums({k: total_a[k] - fa[k] + fb[k] for k in shared})
+        cb = corpus_from_sums({k: total_b[k] - fb[k] + fa[k] for k in shared})
         for k in keys:
-            parts[k].append(ma[k] - mb[k])
+            parts[k].append(ca[k] - cb[k])
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 

@@ -257,6 +257,11 @@ def bleu_from_sums(sums: np.ndarray, order: int) -> np.ndarray:
 _SUM_PARTS = ("n", "bleu", "wer_edits", "wer_ref_words")
 
 
+def unpack(layout: list[tuple[str, slice | int]], total: np.ndarray) -> dict[str, np.ndarray]:
+    """Summed statistics (R, K) as ``{name: (R,) or (R, 10)}`` (the layout of :meth:`SentenceStats.columns`)."""
+    return {name: total[:, where] for name, where in layout}
+
+
 def corpus_from_sums(sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Corpus metrics (each (R,)) from weighted sums (:meth:`SentenceStats.sums`)."""
     bleu = np.rint(sums["bleu"])
@@ -303,8 +308,8 @@ class SentenceStats:
     def per_sentence_wer(self) -> np.ndarray:
         return _ratio(self.wer_edits.astype(np.float64), self.wer_ref_words.astype(np.float64))
 
-    def _columns(self) -> tuple[list[tuple[str, slice]], np.ndarray]:
-        """The statistics as one (N, K) float64 matrix, and where each part sits in it."""
+    def columns(self) -> tuple[list[tuple[str, slice | int]], np.ndarray]:
+        """The statistics as one (N, K) float64 matrix, and where each part sits in it (see :func:`unpack`)."""
         means = {**self.rouge, **({"bertscore_f1": self.bertscore} if self.bertscore is not None else {}), **self.extra}
         parts = [("n", np.ones((len(self), 1))), ("bleu", self.bleu), ("wer_edits", self.wer_edits[:, None]),
                  ("wer_ref_words", self.wer_ref_words[:, None]), *[(k, v[:, None]) for k, v in means.items()]]
@@ -316,9 +321,8 @@ class SentenceStats:
 
     def sums(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """Weighted sums of every statistic for each row of ``weights`` (R, N): name -> (R,) or (R, 10)."""
-        layout, matrix = self._columns()
-        total = np.atleast_2d(np.asarray(weights, dtype=np.float64)) @ matrix  # (R, K)
-        return {name: total[:, where] for name, where in layout}
+        layout, matrix = self.columns()
+        return unpack(layout, np.atleast_2d(np.asarray(weights, dtype=np.float64)) @ matrix)  # (R, K) summed
 
     def weighted(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """Corpus metrics for each row of ``weights`` (R, N) (bootstrap counts): name -> (R,)."""
