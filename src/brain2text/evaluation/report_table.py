@@ -180,8 +180,9 @@ def intervals_line(result: dict) -> str:
     if not b:
         return f"paired bootstrap, {result.get('n_bootstrap')} resamples, seed {result.get('bootstrap_seed')}"
     unit = {"sentence": "sentences", "subject_sentence": "sentences x subjects (two-way)", "row": "rows"}[b["bootstrap_unit"]]
-    return (f"paired bootstrap over {unit} ({b['n_rows']} rows in {b['n_clusters']} sentence clusters"
-            + (f", {b['n_subjects']} subjects" if b.get("n_subjects") else "") + f"), {b['n_bootstrap']} resamples; "
+    clusters = "" if b["bootstrap_unit"] == "row" else f" in {b['n_clusters']} sentence clusters"
+    subjects = f", {b['n_subjects']} subjects" if b.get("n_subjects") else ""
+    return (f"paired bootstrap over {unit} ({b['n_rows']} rows{clusters}{subjects}), {b['n_bootstrap']} resamples; "
             f"paired permutation test, {b['n_permutations']} permutations; seed {b['bootstrap_seed']}")
 
 
