@@ -80,9 +80,39 @@ def test_default_strategy_is_compared_with_each_other_one_on_the_same_sentences(
     for name, preds in (("joint", refs), ("ctc", ["the fort"] * 12)):
         files[name] = tmp_path / f"{name}.json"
         files[name].write_text(json.dumps({"sentences": [{"reference": r, "prediction": p} for r, p in zip(refs, preds)]}))
-    diff = compare_with_default(files, "joint", EvalConfig(n_bootstrap=200))
+    diff = compare_with_default(files, "joint", EvalConfig(n_bootstrap=200, n_permutations=200))
     assert list(diff) == ["ctc"]
     wer = diff["ctc"]["wer"]
     assert wer["delta"] < -0.5 and wer["ci95"][1] < 0  # the default (perfect) has the lower WER
+    assert wer["verdict"] == "beats"  # 12 different sentences: clusters of one row each
     summary = strategies_summary({"joint": _result(0.3, 0.9, [-1, -0.5]), "ctc": _result(0.4, 1.0, [-1, -0.5])}, diff)
     assert "default_minus_this" not in summary["strategies"][0] and summary["strategies"][1]["default_minus_this"] == diff["ctc"]
+
+
+def test_table_has_the_surrogate_p_values_and_says_either_way_whether_meg_beats_it():
+    r = _result(0.3, 0.9, [-0.7, -0.5])
+    r["controls"]["surrogate"] = r["controls"]["noise"]
+    r["differences"]["surrogate"] = {k: dict(d, p_value=0.0001) for k, d in r["differences"]["noise"].items()}
+    r["differences"]["surrogate"]["bleu4"] = {"delta": 0.0003, "ci95": [-0.000004, 0.0009], "p_value": 0.21}
+    r["bootstrap"] = {"bootstrap_unit": "sentence", "n_clusters": 5, "n_bootstrap": 10000}
+    table = results_table("t", r)
+    lines = table.splitlines()
+    assert [l.split()[0] for l in lines[3:11:2]] == ["noise", "surrogate", "shuffled", "no_meg"]  # the report's order
+    assert "[-0.0004,+0.09]" in table  # percentage points; a bound that rounds to 0.00 keeps its sign
+    assert "p <0.001 beats" in table and "p 0.21 not established" in table
+    assert "MEG beats the surrogate control on 5 of 6 metrics, not on: BLEU-4." in table
+    assert "NOTE: MEG does NOT beat the surrogate control on BLEU-4 (not established)" in table
+    assert "10000 resamples of 5 sentences" in table
+    good = _result(0.3, 0.9, [-0.7, -0.5])
+    assert "MEG beats the noise control on every metric (6)." in results_table("t", good)
+
+
+def test_evaluations_use_the_demo_configs_eval_settings_not_those_saved_with_an_older_model(repo_root):
+    from brain2text.config import load_config
+    from brain2text.demo import eval_overrides
+
+    cfg = load_config(repo_root / "configs" / "demo.yaml")
+    assert "surrogate" in cfg.eval.controls and cfg.eval.n_bootstrap == 10000
+    stale = load_config(repo_root / "configs" / "demo.yaml", ["eval.controls=[noise, shuffled]", "eval.n_bootstrap=1000"])
+    assert load_config(repo_root / "configs" / "demo.yaml", ["eval.controls=[noise, shuffled]", "eval.n_bootstrap=1000",
+                                                             *eval_overrides(cfg.eval)]).eval == cfg.eval != stale.eval

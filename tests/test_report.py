@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from brain2text.evaluation.bootstrap import verdict
 from brain2text.report import COLUMNS, CONDITIONS, beats_all_controls, write_generated
 
 REPO = Path(__file__).resolve().parents[1]
+CONTROLS = ("noise", "surrogate", "shuffled", "no_meg")
 
 
 def fake_metrics(seed: int = 0) -> dict:
@@ -24,9 +26,10 @@ def fake_metrics(seed: int = 0) -> dict:
         "split": {"mode": "sentence"},
         "n_sentences": 37,
         "metrics": m(),
-        "controls": {"noise": m(), "shuffled": m(), "no_meg": m()},
-        "differences": {c: {k: {"delta": rng.uniform(-1, 1), "ci95": sorted([rng.uniform(-1, 1), rng.uniform(-1, 1)])}
-                            for k in keys} for c in ("noise", "shuffled", "no_meg")},
+        "controls": {c: m() for c in CONTROLS},
+        "differences": {c: {k: {"delta": rng.uniform(-1, 1), "ci95": sorted([rng.uniform(-1, 1), rng.uniform(-1, 1)]),
+                                "p_value": rng.choice([0.0001, 0.03, 0.2])}
+                            for k in keys} for c in CONTROLS},
         "bertscore_backbone": "all-MiniLM-L6-v2 (layer 6)",
         "synthetic": True,
     }
@@ -43,21 +46,28 @@ def _table_rows(tex: str) -> dict[str, list[str]]:
 
 def check_generated_matches(data: dict, out: Path, name: str):
     rows = _table_rows((out / f"results_{name}.tex").read_text())
-    for cond, label in CONDITIONS:
+    conditions = [(c, label) for c, label in CONDITIONS if c == "meg" or c in data["controls"]]  # old files: no surrogate
+    for cond, label in conditions:
         m = data["metrics"] if cond == "meg" else data["controls"][cond]
         for (key, _, scale, _), cell in zip(COLUMNS, rows[label]):
             if m.get(key) is None:  # e.g. retrieval without MEG for a strategy that cannot score it
                 assert cell == "--", (cond, key)
                 continue
             assert float(cell) == pytest.approx(m[key] * scale, abs=0.051), (cond, key)
-    for cond, label in CONDITIONS[1:]:
+    for cond, label in conditions[1:]:
         for (key, _, scale, _), cell in zip(COLUMNS, rows[f"MEG $-$ {label}"]):
             if data["differences"][cond].get(key) is None:
                 assert cell == "--", (cond, key)
                 continue
-            nums = [float(x) for x in re.findall(r"-?\d+\.\d", cell)]
+            nums = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", cell)]
             d = data["differences"][cond][key]
             assert nums == pytest.approx([d["delta"] * scale, d["ci95"][0] * scale, d["ci95"][1] * scale], abs=0.051)
+        p_row = rows.get(f"p, verdict vs {label}")
+        if p_row is None:  # generated before p-values existed
+            continue
+        for (key, *_), cell in zip(COLUMNS, p_row):
+            d = data["differences"][cond].get(key)
+            assert cell == "--" if d is None else cell.endswith(verdict(d, key)), (cond, key, cell)
     macros = (out / "numbers.tex").read_text()
     cap = name.capitalize()
     assert rf"\newcommand{{\{cap}N}}{{{data['n_sentences']}}}" in macros
@@ -78,13 +88,30 @@ def test_generated_tables_match_metrics(tmp_path):
         check_generated_matches(datas[name], out, name)
 
 
-def test_verdict_requires_every_interval_to_exclude_zero():
+def test_verdict_requires_every_interval_to_exclude_zero_and_p_below_005():
     data = fake_metrics()
-    for c in ("noise", "shuffled", "no_meg"):
-        data["differences"][c]["wer"] = {"delta": -0.3, "ci95": [-0.4, -0.2]}
+    for c in CONTROLS:
+        data["differences"][c]["wer"] = {"delta": -0.3, "ci95": [-0.4, -0.2], "p_value": 0.001}
     assert beats_all_controls(data, "wer", lower_is_better=True)
-    data["differences"]["shuffled"]["wer"] = {"delta": -0.1, "ci95": [-0.2, 0.01]}
+    data["differences"]["surrogate"]["wer"]["p_value"] = 0.08
     assert not beats_all_controls(data, "wer", lower_is_better=True)
+    data["differences"]["surrogate"]["wer"]["p_value"] = 0.001
+    data["differences"]["shuffled"]["wer"] = {"delta": -0.1, "ci95": [-0.2, 0.01], "p_value": 0.001}
+    assert not beats_all_controls(data, "wer", lower_is_better=True)
+
+
+def test_metrics_from_before_the_surrogate_and_p_values_still_make_tables(tmp_path):
+    data = fake_metrics(3)
+    del data["controls"]["surrogate"], data["differences"]["surrogate"]
+    for diffs in data["differences"].values():
+        for d in diffs.values():
+            del d["p_value"]
+    path = tmp_path / "metrics_sentence.json"
+    path.write_text(json.dumps(data))
+    write_generated({"sentence": path}, tmp_path / "generated")
+    tex = (tmp_path / "generated" / "results_sentence.tex").read_text()
+    assert "surrogate" not in tex and "p, verdict vs noise" in tex
+    check_generated_matches(data, tmp_path / "generated", "sentence")
 
 
 def test_committed_report_tables_match_committed_metrics(tmp_path):

@@ -24,8 +24,8 @@ COMMANDS = {
     "info": "parameter counts and memory estimates of a configuration (no weights allocated)",
     "train": "train brain2text (--mode multi_phase | full | distill)",
     "infer": "decode recordings to text (JSON)",
-    "evaluate": "free-running evaluation with noise / shuffled / no-MEG controls and bootstrap intervals",
-    "score": "score any predictions against references with the same metrics and intervals",
+    "evaluate": "free-running evaluation with noise / surrogate / shuffled / no-MEG controls, intervals and p-values",
+    "score": "score any predictions (text, JSON, EEG-To-Text) against references with the same metrics and intervals",
     "demo": "the main job on the embedded default: synthetic data, tiny model, results table",
     "report": "write the report's generated tables and figures and build the PDF",
     "bench": "run the benchmark suite",
@@ -49,6 +49,15 @@ class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"error: {self.prog}: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(2)
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, except where there is none or its help already says it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is argparse.SUPPRESS or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

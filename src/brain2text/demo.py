@@ -5,7 +5,8 @@ Stages (each cached; a second run reuses what is done and says so):
 1. write the synthetic MEG-MASC dataset (``brain2text synth``);
 2. pretrain the small decoder on training-split sentences (``brain2text pretrain-lm``);
 3. train brain2text in ``multi_phase`` mode (``python train.py``), sentence-hash split;
-4. evaluate held-out sentences with every control (``brain2text evaluate``), default strategy;
+4. evaluate held-out sentences with every control (``brain2text evaluate``: noise, surrogate, shuffled,
+   no MEG; sentence-clustered bootstrap intervals and permutation p-values), default strategy;
 5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC, joint CTC/LLM beam) the same way;
 6. the held-out-story split: its own decoder pretraining, training and evaluation;
 7. decode one held-out recording with ``python inference.py``;
@@ -17,7 +18,6 @@ Every number printed is measured in this run on SYNTHETIC data; no MEG-MASC resu
 from __future__ import annotations
 
 import dataclasses
-import dataclasses as dc
 import json
 import os
 import shutil
@@ -31,11 +31,14 @@ from .cli import main
 from .config import load_config
 from .data.cache import build_cache
 from .errors import Brain2TextError
+from .evaluation.bootstrap import verdict
+from .evaluation.report_table import interval_text, p_text, signed_pp, summaries
 from .evaluation.score import score_files
 from .training.run_dir import config_hash
 from .utils.atomic import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[2]
+CONTROL_ORDER = ("noise", "surrogate", "shuffled", "no_meg")
 BANNER = ("SYNTHETIC DATA: these figures come from brain2text's own synthetic MEG-MASC generator and a tiny "
           "model trained for minutes on CPU. They test the software and its controls; no MEG-MASC result is claimed.")
 
@@ -113,17 +116,26 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
                lambda: _cli(["train", "--config", s.config, "--mode", "multi_phase", "--output_dir", str(run_dir), *overrides]),
                cached=done and _fresh(run_dir / "final_model", Path(lm_dir) / "config.json"))
     results, files = {}, {}
+    evaluation = dataclasses.asdict(cfg.eval)
     for strategy in [cfg.decoding.strategy, *[x for x in strategies if x != cfg.decoding.strategy]]:
         suffix = "" if strategy == cfg.decoding.strategy else f"_{strategy}"
         metrics = out / f"metrics_{name}{suffix}.json"
         decoding = dataclasses.asdict(dataclasses.replace(cfg.decoding, strategy=strategy))
         stages.run(f"evaluation on the held-out {name} split, strategy {strategy}, with controls",
                    lambda: _cli(["evaluate", "--model_path", str(model), "--strategy", strategy,
-                                 "--output_file", str(metrics), *overrides]),
-                   cached=_fresh(metrics, model / "brain2text.safetensors") and _json_field(metrics, "decoding") == decoding)
+                                 "--output_file", str(metrics), *eval_overrides(cfg.eval), *overrides]),
+                   cached=_fresh(metrics, model / "brain2text.safetensors") and _json_field(metrics, "decoding") == decoding
+                   and _json_field(metrics, "eval") == evaluation)
         results[strategy] = json.loads(metrics.read_text())
         files[strategy] = metrics
     return results, model, cfg, files
+
+
+def eval_overrides(eval_cfg) -> list[str]:
+    """``eval.key=value`` for every evaluation setting of the demo's config: ``evaluate`` otherwise takes
+    them from the config saved with the model, which a reused (cached) training run wrote with the
+    settings of its day (e.g. before the surrogate control existed)."""
+    return [f"eval.{k}={json.dumps(v)}" for k, v in dataclasses.asdict(eval_cfg).items()]
 
 
 def _json_field(path: Path, key: str):
@@ -178,31 +190,60 @@ def _pct(x) -> str:
     return "  --  " if x is None else f"{100 * x:5.1f}"
 
 
+TABLE_KEYS = [("wer", "WER"), ("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rougeL_f", "ROUGE-L"),
+              ("bertscore_f1", "BERTSc."), ("top1", "top-1")]
+
+
+def _interval_cell(value, d: dict | None) -> str:
+    if not d:
+        return _pct(value)
+    lo, hi = d["ci95"]
+    return f"{_pct(value)} [{signed_pp(lo)},{signed_pp(hi)}]"
+
+
+def _verdict_cell(d: dict | None, key: str) -> str:
+    if not d:
+        return ""
+    edge = "?" if d.get("verdict_near_edge") else ""
+    return f"p {p_text(d.get('p_value'))} {verdict(d, key)}{edge}"
+
+
 def results_table(title: str, result: dict) -> str:
-    """MEG vs controls (WER, BLEU-1, BLEU-4, ROUGE-L, BERTScore, top-1) with MEG-minus-control intervals."""
-    keys = [("wer", "WER"), ("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rougeL_f", "ROUGE-L"),
-            ("bertscore_f1", "BERTSc."), ("top1", "top-1")]
+    """MEG vs each control (WER, BLEU-1, BLEU-4, ROUGE-L, BERTScore, top-1): scores in %, the 95% interval
+    of MEG minus the control in percentage points, the permutation p-value and the verdict word; then,
+    per control, whether MEG beats it, either way, and a NOTE for each metric it does not beat."""
+    shown = dict(TABLE_KEYS)
     lines = [f"{title}: {result['n_sentences']} held-out examples, strategy {result.get('strategy', '?')}",
-             f"  {'input':<10}" + "".join(f"{h:>18}" for _, h in keys)]
-    rows = [("MEG", result["metrics"], None)] + [(c, result["controls"][c], result["differences"].get(c))
-                                                for c in ("noise", "shuffled", "no_meg") if c in result["controls"]]
-    for name, m, diff in rows:
-        cells = []
-        for k, _ in keys:
-            cell = _pct(m.get(k))
-            if diff and k in diff:
-                lo, hi = diff[k]["ci95"]
-                cell = f"{cell} [{100 * lo:+.0f},{100 * hi:+.0f}]"
-            cells.append(f"{cell:>18}")
-        lines.append(f"  {name:<10}" + "".join(cells))
-    lines.append("  (scores in %; [lo,hi] = 95% paired-bootstrap interval of MEG minus that control)")
-    for metric, lower in (("wer", True), ("bleu4", False)):
-        for c, d in result["differences"].items():
-            lo, hi = d[metric]["ci95"]
-            if not ((hi < 0) if lower else (lo > 0)):
-                lines.append(f"  NOTE: MEG does NOT beat the {c} control on {metric.upper()} (interval includes 0 or "
-                             "favours the control)")
+             f"  {'input':<11}" + "".join(f"{h:>23}" for _, h in TABLE_KEYS)]
+    lines.append(f"  {'MEG':<11}" + "".join(f"{_pct(result['metrics'].get(k)):>23}" for k, _ in TABLE_KEYS))
+    differences = {c: result["differences"].get(c, {}) for c in CONTROL_ORDER if c in result["controls"]}
+    for c, diff in differences.items():
+        m = result["controls"][c]
+        lines.append(f"  {c:<11}" + "".join(f"{_interval_cell(m.get(k), diff.get(k)):>23}" for k, _ in TABLE_KEYS))
+        lines.append(f"  {'':<11}" + "".join(f"{_verdict_cell(diff.get(k), k):>23}" for k, _ in TABLE_KEYS))
+    lines.append(f"  (scores in %; [lo,hi]: 95% interval of MEG minus that control in percentage points, {_unit(result)}; "
+                 "p: paired permutation test; verdict: beats / worse / not established, ? = near the edge)")
+    table = {c: {k: d for k, d in diff.items() if k in shown} for c, diff in differences.items()}
+    lines += [f"  {line}" for line in summaries(table)]
+    for c, diff in table.items():
+        for k, d in diff.items():
+            if verdict(d, k) != "beats":
+                lines.append(f"  NOTE: MEG does NOT beat the {c} control on {shown[k]} ({verdict(d, k)})")
     return "\n".join(lines)
+
+
+def _unit(result: dict) -> str:
+    b = result.get("bootstrap")
+    if not b:
+        return f"{result.get('n_bootstrap')} row resamples"
+    return f"{b['n_bootstrap']} resamples of {b['n_clusters']} {'rows' if b['bootstrap_unit'] == 'row' else 'sentences'}"
+
+
+def versus_line(default: str, strategy: str, diff: dict) -> str:
+    """``fusion minus ctc: WER -0.7 [-2.01, +0.52] p 0.27 not established, ...``."""
+    cells = ", ".join(f"{label} {interval_text(diff[k])} {_verdict_cell(diff[k], k)}"
+                      for k, label in (("wer", "WER"), ("bleu1", "BLEU-1"), ("bleu4", "BLEU-4")) if k in diff)
+    return f"  {default} minus {strategy}: {cells}"
 
 
 def strategies_summary(results: dict[str, dict], versus_default: dict[str, dict] | None = None) -> dict:
@@ -222,7 +263,8 @@ def compare_with_default(metric_files: dict[str, Path], default: str, eval_cfg) 
     """Paired bootstrap of the default strategy minus each other strategy on the same held-out sentences
     (``brain2text score``'s code), so that "the default beats X" comes with an interval."""
     base = metric_files[default]
-    cfg = dc.replace(eval_cfg, bertscore_model="none")  # BERTScore is in each strategy's own file
+    # BERTScore is in each strategy's own file; score groups rows by identical reference (sentence clusters)
+    cfg = dataclasses.replace(eval_cfg, bertscore_model="none", bootstrap_unit="row" if eval_cfg.bootstrap_unit == "row" else "sentence")
     return {name: score_files(str(base), str(base), against=str(path), cfg=cfg)["differences"]["against"]
             for name, path in metric_files.items() if name != default}
 
@@ -263,10 +305,7 @@ def run_demo(s: DemoSettings) -> int:
                           for c, m in [("MEG", r["metrics"]), *r["controls"].items()])
         print(f"  {strategy:<7} {cells}")
     for strategy, diff in versus.items():
-        cells = ", ".join(f"{label} {100 * diff[k]['delta']:+.1f} [{100 * diff[k]['ci95'][0]:+.1f}, "
-                          f"{100 * diff[k]['ci95'][1]:+.1f}]"
-                          for k, label in (("wer", "WER"), ("bleu1", "BLEU-1"), ("bleu4", "BLEU-4")))
-        print(f"  {default} minus {strategy}: {cells}")
+        print(versus_line(default, strategy, diff))
     print(f"\nfiles: {out}/metrics_sentence.json (.md, .png), {out}/strategies.json"
           + (f", {out}/metrics_story.json" if story is not None else "") + f", {inference}, {out}/timings.json")
     print(f"models: {model}" + (f", {infer_model}" if story is not None else ""))

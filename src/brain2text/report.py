@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 
 from .errors import Brain2TextError
+from .evaluation.bootstrap import verdict
+from .evaluation.report_table import p_text, signed_pp
 from .utils.atomic import atomic_write_text
 
 # (key in metrics JSON, column header, scale, lower_is_better)
@@ -27,7 +29,8 @@ COLUMNS = [
     ("bertscore_f1", "BERTScore F1", 100.0, False),
     ("top1", "Top-1 (\\%)", 100.0, False),
 ]
-CONDITIONS = [("meg", "MEG"), ("noise", "noise"), ("shuffled", "shuffled MEG"), ("no_meg", "no MEG")]
+CONDITIONS = [("meg", "MEG"), ("noise", "noise"), ("surrogate", "surrogate MEG"), ("shuffled", "shuffled MEG"),
+              ("no_meg", "no MEG")]
 
 
 def _fmt(value, scale: float = 100.0, digits: int = 1) -> str:
@@ -71,8 +74,21 @@ def condition_metrics(data: dict, condition: str) -> dict:
     return data["metrics"] if condition == "meg" else data["controls"].get(condition, {})
 
 
+def _controls(data: dict) -> list[tuple[str, str]]:
+    """The controls this metrics file has, in the report's order (files from before the surrogate lack it)."""
+    return [(c, n) for c, n in CONDITIONS[1:] if c in data["differences"]]
+
+
+def _p_cell(d: dict | None, key: str) -> str:
+    if not d:
+        return "--"
+    p = d.get("p_value")
+    return (f"{p_text(p).replace('<', '$<$')}, " if p is not None else "") + verdict(d, key)
+
+
 def results_table(data: dict, caption: str, label: str) -> str:
-    """A LaTeX table: rows MEG and controls, columns metrics; then MEG minus control with 95% CIs."""
+    """A LaTeX table: rows MEG and controls, columns metrics; then MEG minus control with 95% intervals
+    (percentage points, bounds to 2 decimals or more where needed for the sign); then p and verdict."""
     cols = "l" + "r" * len(COLUMNS)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
              "input & " + " & ".join(h for _, h, _, _ in COLUMNS) + r" \\", r"\midrule"]
@@ -82,10 +98,8 @@ def results_table(data: dict, caption: str, label: str) -> str:
             continue
         lines.append(f"{name} & " + " & ".join(_fmt(m.get(k), s) for k, _, s, _ in COLUMNS) + r" \\")
     lines.append(r"\midrule")
-    for cond, name in CONDITIONS[1:]:
-        diffs = data["differences"].get(cond)
-        if not diffs:
-            continue
+    for cond, name in _controls(data):
+        diffs = data["differences"][cond]
         cells = []
         for key, _, scale, _ in COLUMNS:
             d = diffs.get(key)
@@ -93,22 +107,27 @@ def results_table(data: dict, caption: str, label: str) -> str:
                 cells.append("--")
                 continue
             lo, hi = d["ci95"]
-            cells.append(f"{_fmt(d['delta'], scale)} [{_fmt(lo, scale)}, {_fmt(hi, scale)}]")
+            cells.append(f"{signed_pp(d['delta'], 1)} [{signed_pp(lo)}, {signed_pp(hi)}]")
         lines.append(f"MEG $-$ {name} & " + " & ".join(cells) + r" \\")
+    lines.append(r"\midrule")
+    for cond, name in _controls(data):
+        diffs = data["differences"][cond]
+        lines.append(f"p, verdict vs {name} & " + " & ".join(_p_cell(diffs.get(k), k) for k, *_ in COLUMNS) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
 def beats_all_controls(data: dict, key: str, lower_is_better: bool) -> bool:
-    """True when every control's 95% interval of MEG minus control excludes zero in the good direction."""
-    ok = True
-    for cond, _ in CONDITIONS[1:]:
-        d = data["differences"].get(cond, {}).get(key)
-        if not d:
+    """True when MEG beats every control of the file on ``key`` (:func:`~brain2text.evaluation.bootstrap.verdict`:
+    the 95% interval excludes zero in MEG's favour and, where the file has p-values, p < 0.05)."""
+    controls = _controls(data)
+    if not controls:
+        return False
+    for cond, _ in controls:
+        d = data["differences"][cond].get(key)
+        if not d or verdict(d, "wer" if lower_is_better else key) != "beats":
             return False
-        lo, hi = d["ci95"]
-        ok &= (hi < 0) if lower_is_better else (lo > 0)
-    return bool(ok)
+    return True
 
 
 def number_macros(name: str, data: dict) -> str:
@@ -121,8 +140,8 @@ def number_macros(name: str, data: dict) -> str:
             if key in m:
                 out.append(rf"\newcommand{{\{_macro_name(name, cond, key)}}}{{{_fmt(m[key], scale)}}}")
     for key, _, _, lower in COLUMNS:
-        verdict = "beats every control" if beats_all_controls(data, key, lower) else "does not beat every control"
-        out.append(rf"\newcommand{{\{_macro_name(name, 'verdict', key)}}}{{{verdict}}}")
+        word = "beats every control" if beats_all_controls(data, key, lower) else "does not beat every control"
+        out.append(rf"\newcommand{{\{_macro_name(name, 'verdict', key)}}}{{{word}}}")
     split = data.get("split", {})
     split_text = split.get("mode", "") if isinstance(split, dict) else str(split)
     out.append(rf"\newcommand{{\{_macro_name(name, 'split')}}}{{{_tex_escape(split_text)}}}")
@@ -131,10 +150,11 @@ def number_macros(name: str, data: dict) -> str:
 
 
 def strategies_table(rows: list[dict]) -> str:
-    """Decoding strategies (rows) x inputs (columns: WER and BLEU-4 for MEG and each control)."""
-    conds = [c for c, _ in CONDITIONS]
+    """Decoding strategies (rows) x inputs (columns: WER and BLEU-4 for MEG and each control any row has)."""
+    present = [(c, n) for c, n in CONDITIONS if c == "meg" or any(c in row["controls"] for row in rows)]
+    conds = [c for c, _ in present]
     lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "rr" * len(conds) + "}", r"\toprule",
-             " & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{n}}}" for _, n in CONDITIONS) + r" \\",
+             " & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{n}}}" for _, n in present) + r" \\",
              "strategy & " + " & ".join(["WER", "BLEU-4"] * len(conds)) + r" \\", r"\midrule"]
     for row in rows:
         cells = []
@@ -148,14 +168,17 @@ def strategies_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+_METHOD = ("Scores in \\%; middle rows: MEG minus control in percentage points with paired 95\\% intervals that "
+           "resample sentences (all subjects' examples of a sentence together); bottom rows: paired permutation "
+           "p-value and verdict (beats / worse: interval excludes 0 and $p < 0.05$; else not established).")
+
+
 def write_generated(evaluations: dict[str, Path], out_dir: Path, strategies: Path | None = None) -> list[Path]:
     """Write ``results_<name>.tex`` and ``numbers_<name>.tex`` per evaluation, plus ``strategies.tex``."""
     written = []
     captions = {
-        "sentence": "Held-out sentences (sentence-hash split) of the \\emph{synthetic} MEG-MASC benchmark. "
-                    "Scores in \\%; bottom rows: MEG minus control with paired-bootstrap 95\\% intervals.",
-        "story": "Held-out story of the \\emph{synthetic} MEG-MASC benchmark. "
-                 "Scores in \\%; bottom rows: MEG minus control with paired-bootstrap 95\\% intervals.",
+        "sentence": "Held-out sentences (sentence-hash split) of the \\emph{synthetic} MEG-MASC benchmark. " + _METHOD,
+        "story": "Held-out story of the \\emph{synthetic} MEG-MASC benchmark. " + _METHOD,
     }
     macros = []
     for name, path in evaluations.items():

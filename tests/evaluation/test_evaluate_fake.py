@@ -11,7 +11,7 @@ from brain2text.evaluation.evaluate import evaluate_examples, true_rank
 from brain2text.evaluation.report_table import evaluation_markdown, write_figure
 from fakes import FakeExampleSet, FakeModel
 
-KEYS = {"bleu1", "bleu2", "bleu3", "bleu4", "rougeL_f", "bertscore_f1", "wer", "top1", "top10"}
+KEYS = {"bleu1", "bleu2", "bleu3", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f", "bertscore_f1", "wer", "top1", "top10"}
 
 
 def _cfg(**eval_kw):
@@ -29,17 +29,22 @@ def test_output_shape_and_a_decoder_that_uses_meg_beats_its_controls(result):
     out, wer = result
     assert out["n_sentences"] == 16 and out["n_distinct_sentences"] == 8 and out["n_candidates"] == 8
     assert out["split"]["which"] == "test" and out["split"]["mode"] == "sentence"
-    assert set(out["controls"]) == {"noise", "shuffled", "no_meg"}
+    assert set(out["controls"]) == {"noise", "surrogate", "shuffled", "no_meg"}
     assert out["metrics"]["wer"] == 0.0 and out["metrics"]["top1"] == 1.0
-    for control in ("noise", "shuffled", "no_meg"):
+    for control in ("noise", "surrogate", "shuffled", "no_meg"):
         diffs = out["differences"][control]
         assert diffs["wer"]["ci95"][1] < 0 and diffs["bleu1"]["ci95"][0] > 0, control
+        # 8 sentences: the smallest possible two-sided p is 2 / 2^8
+        assert diffs["wer"]["p_value"] < 0.05 and diffs["wer"]["verdict"] == "beats", control
+    # the intervals resample the 8 sentences, all subjects' rows of a sentence together
+    assert out["bootstrap_unit"] == "sentence" and out["n_clusters"] == 8
+    assert out["bootstrap"]["n_rows"] == 16 and out["n_permutations"] == 10_000 and out["eval"]["bootstrap_unit"] == "sentence"
     assert out["controls"]["shuffled"]["top1"] == 0.0  # another sentence's MEG never retrieves this one
     assert out["controls"]["no_meg"]["top1"] == 0.0  # all candidates tie: ties count against the truth
-    assert len(out["examples"]) == 16 and {"reference", "prediction", "noise", "shuffled", "no_meg"} <= set(out["examples"][0])
+    assert len(out["examples"]) == 16 and {"reference", "prediction", "noise", "surrogate", "shuffled", "no_meg"} <= set(out["examples"][0])
     assert all(s["shuffled"] != s["reference"] for s in out["sentences"])
     assert out["synthetic"] is True and out["strategy"] == "greedy" and out["bleu_tokenizer"] == "13a"
-    assert set(wer) == {"meg", "noise", "shuffled", "no_meg"} and len(wer["meg"]) == 16
+    assert set(wer) == {"meg", "noise", "surrogate", "shuffled", "no_meg"} and len(wer["meg"]) == 16
     json.dumps(out, allow_nan=False)
 
 
@@ -70,7 +75,8 @@ def test_no_code_path_passes_targets_to_the_model(result):
     model = FakeModel()
     out, _ = evaluate_examples(model, poisoned, "test", _cfg(), progress=False)
     for a, b in zip(out["sentences"], result[0]["sentences"]):
-        assert [a[k] for k in ("prediction", "noise", "shuffled", "no_meg")] == [b[k] for k in ("prediction", "noise", "shuffled", "no_meg")]
+        systems = ("prediction", "noise", "surrogate", "shuffled", "no_meg")
+        assert [a[k] for k in systems] == [b[k] for k in systems]
     assert model.seen_batches and all(b.texts == [] and b.words == [] and b.word_onsets == [] for b in model.seen_batches)
 
 
@@ -96,9 +102,21 @@ def test_true_rank_is_pessimistic_on_ties():
 
 def test_markdown_says_when_meg_does_not_beat_a_control(result, tmp_path):
     out = json.loads(json.dumps(result[0]))
-    out["differences"]["noise"]["wer"] = {"delta": -0.01, "ci95": [-0.05, 0.03]}
+    out["differences"]["noise"]["wer"] = {"delta": -0.01, "ci95": [-0.05, 0.03], "p_value": 0.4}
+    out["differences"]["shuffled"]["bleu1"] = {"delta": -0.02, "ci95": [-0.04, -0.01], "p_value": 0.01}
     text = evaluation_markdown(out)
-    assert "MEG does not beat the noise control on WER (interval includes 0)." in text
-    assert "| WER (lower is better) |" in text
+    assert "MEG does not beat the noise control on WER: not established (the interval includes 0; p = 0.4)." in text
+    assert "MEG does not beat the shuffled control on BLEU-1: it is worse" in text
+    assert "MEG beats the surrogate control on 9 of 10 metrics, not on: top-10 retrieval." in text  # either way
+    assert "| WER (lower is better) |" in text and "MEG \u2212 surrogate" in text
+    assert "-1.0 [-5.00, +3.00], p 0.4: not established" in text  # percentage points, signs shown
+    assert "sentences (16 rows in 8 sentence clusters)" in text
     write_figure(out, result[1], tmp_path / "fig.png")
     assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_way_bootstrap_is_recorded(result):
+    out, _ = evaluate_examples(FakeModel(), FakeExampleSet(), "test", _cfg(bootstrap_unit="subject_sentence",
+                                                                               controls=["noise"]), progress=False)
+    assert out["bootstrap"]["bootstrap_unit"] == "subject_sentence" and out["bootstrap"]["n_subjects"] == 2
+    assert out["differences"]["noise"]["wer"]["ci95"][1] < 0

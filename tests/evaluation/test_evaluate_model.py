@@ -32,19 +32,21 @@ def test_evaluate_command_writes_json_table_and_figure(setup, tmp_path, capsys):
                f"data.cache_dir={setup.cache_dir}", "eval.n_bootstrap=100", "eval.batch_size=4"])
     assert rc == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
-    keys = {"bleu1", "bleu2", "bleu3", "bleu4", "rougeL_f", "bertscore_f1", "wer", "top1", "top10"}
+    keys = {"bleu1", "bleu2", "bleu3", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f", "bertscore_f1", "wer", "top1", "top10"}
     assert keys <= set(result["metrics"])
-    assert all(keys <= set(result["controls"][c]) for c in ("noise", "shuffled", "no_meg"))
-    for control in ("noise", "shuffled", "no_meg"):
+    controls = ("noise", "surrogate", "shuffled", "no_meg")
+    assert all(keys <= set(result["controls"][c]) for c in controls)
+    for control in controls:
         for key in ("bleu1", "bleu4", "rougeL_f", "bertscore_f1", "wer", "top1", "top10"):
             d = result["differences"][control][key]
-            assert d["ci95"][0] <= d["ci95"][1]
+            assert d["ci95"][0] <= d["ci95"][1] and d["verdict"] in ("beats", "worse", "not established")
     assert result["split"] == {**result["split"], "mode": "sentence", "which": "test"}
     assert result["n_sentences"] == 4 and result["synthetic"] is True and result["strategy"] == "greedy"
     assert "MiniLM" in result["bertscore_backbone"] and result["bleu_tokenizer"] == "13a"
-    assert {"reference", "prediction", "noise", "shuffled", "no_meg"} <= set(result["examples"][0])
+    assert {"reference", "prediction", *controls} <= set(result["examples"][0])
+    assert result["bootstrap_unit"] == "sentence" and result["n_clusters"] == 2  # 2 sentences x 2 subjects
     md = out.with_suffix(".md").read_text()
-    assert "| metric | MEG | noise | shuffled | no_meg |" in md
+    assert "| metric (%) | MEG | noise | surrogate | shuffled | no_meg |" in md
     assert "does not beat" in md  # an untrained model must not beat its controls, and the table says so
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 

@@ -119,3 +119,57 @@ def test_mismatched_lengths_are_a_user_error():
 
     with pytest.raises(Brain2TextError, match="2 references but 1 predictions"):
         sentence_stats(["a", "b"], ["a"], bertscore_model=None)
+
+
+def test_rouge_1_and_2_equal_rouge_score():
+    from rouge_score import rouge_scorer
+
+    from brain2text.evaluation.metrics import rouge_f
+
+    refs, hyps = _random_corpus(60, 3)
+    refs += ["The cats were running home", "a"]
+    hyps += ["the cat runs home", "a"]
+    ours = rouge_f(refs, hyps)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2"], use_stemmer=True)
+    for i, (r, h) in enumerate(zip(refs, hyps)):
+        direct = scorer.score(r, h)
+        assert ours["rouge1_f"][i] == pytest.approx(direct["rouge1"].fmeasure, abs=1e-12), (r, h)
+        assert ours["rouge2_f"][i] == pytest.approx(direct["rouge2"].fmeasure, abs=1e-12), (r, h)
+    m = corpus(refs, hyps)
+    assert m["rouge1_f"] == pytest.approx(ours["rouge1_f"].mean()) and m["rouge2_f"] == pytest.approx(ours["rouge2_f"].mean())
+    assert rouge_f([""], [""])["rouge2_f"].tolist() == [1.0]  # both empty: a perfect match, as for ROUGE-L
+
+
+def test_wer_normalization_none_counts_case_and_punctuation():
+    import jiwer
+
+    refs, hyps = ["He said, hello!", "the cat"], ["he said hello", "The  cat"]
+    assert corpus(refs, hyps)["wer"] == 0.0
+    none = corpus(refs, hyps, wer_normalization="none")["wer"]
+    assert none == pytest.approx(jiwer.wer(refs, [" ".join(h.split()) for h in hyps]))  # jiwer on the raw text
+    assert none == pytest.approx(4 / 5)  # He/he, said,/said, hello!/hello, the/The
+    assert metrics_info(None, wer_normalization="none")["normalisation"]["wer_normalization"] == "none"
+    with pytest.raises(ValueError, match="wer normalization"):
+        wer_statistics(refs, hyps, "lower")
+
+
+def test_vectorised_bleu_equals_sacrebleu_on_summed_statistics():
+    from sacrebleu.metrics import BLEU
+
+    from brain2text.evaluation.metrics import bleu_from_sums
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(400):
+        sys_len, ref_len = rng.integers(0, 40, size=2)
+        total = np.maximum(0, sys_len - np.arange(4))
+        correct = np.minimum(total, rng.integers(0, 12, size=4)) * (rng.random(4) < 0.7)
+        rows.append([sys_len, ref_len, *correct, *total])
+    rows += [[0] * 10, [5, 5, 0, 0, 0, 0, 5, 4, 3, 2], [3, 9, 3, 2, 1, 0, 3, 2, 1, 0], [2, 2, 2, 1, 0, 0, 2, 1, 0, 0]]
+    sums = np.array(rows)
+    for order in range(1, 5):
+        fast = bleu_from_sums(sums, order)
+        for row, value in zip(sums, fast):
+            slow = BLEU.compute_bleu([int(x) for x in row[2:2 + order]], [int(x) for x in row[6:6 + order]],
+                                     int(row[0]), int(row[1]), smooth_method="exp", max_ngram_order=order).score / 100
+            assert value == pytest.approx(slow, abs=1e-12), (row, order)

@@ -1,4 +1,4 @@
-"""``brain2text score``: text and JSON inputs, empty lines, clear errors, atomic output."""
+"""``brain2text score``: text, JSON and EEG-To-Text inputs, empty lines, grouping, clear errors, atomic output."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from brain2text.cli import main
-from brain2text.evaluation.score import read_sentences
+from brain2text.evaluation.score import parse_eegtotext, read_file, read_sentences
 
 
 def _write(path, text):
@@ -30,9 +30,14 @@ def test_score_text_files_with_against(tmp_path, capsys):
     # 6 edits (no word of "a dog" matches) + 2 deletions + 1 insertion (empty reference) + 1 substitution
     assert result["against_metrics"]["wer"] == pytest.approx(10 / 11)
     diff = result["differences"]["against"]
-    assert set(diff["wer"]) == {"delta", "ci95"} and diff["wer"]["delta"] < 0
+    assert {"delta", "ci95", "p_value", "verdict"} <= set(diff["wer"]) and diff["wer"]["delta"] < 0
+    assert diff["wer"]["verdict"] == "not established"  # 4 sentences can never give p < 0.05
     assert result["bleu_tokenizer"] == "13a" and "normalisation" in result
-    assert "does not beat" in capsys.readouterr().out
+    assert result["bootstrap_unit"] == "sentence" and result["n_clusters"] == 4
+    assert {"rouge1_f", "rouge2_f", "rougeL_f"} <= set(result["metrics"])
+    printed = capsys.readouterr().out
+    assert "does not beat" in printed and "pred.txt \u2212 other.txt" in printed
+    assert "grouped by identical reference: 4 clusters of 4 rows" in printed
 
 
 def test_score_reads_infer_and_evaluate_json(tmp_path):
@@ -67,6 +72,7 @@ def test_line_counts_differ_is_one_clear_error_and_nothing_written(tmp_path, cap
 @pytest.mark.parametrize("content, problem", [
     (None, "file not found"),
     (b"\xff\xfe\x00bad", "not UTF-8"),
+    (b'["a"]\n\x00\x01\x02', "NUL byte on line 2"),
     (b"{not json", "invalid JSON"),
     (b'{"foo": 1}', "neither a list of strings"),
     (b'{"segments": [{"start": 0}]}', "no 'text' field"),
@@ -88,3 +94,143 @@ def test_text_reading_rules(tmp_path):
     p = _write(tmp_path / "x.txt", "\ufeffone\r\n\r\nthree")
     assert read_sentences(p) == ["one", "", "three"]
     assert read_sentences(_write(tmp_path / "y.txt", "")) == []
+
+
+def _blocks(rows, tf=True, free=True):
+    out = []
+    for target, pred_tf, pred in rows:
+        out.append(f"target string: {target}")
+        if tf:
+            out.append(f"predicted string with tf: {pred_tf}")
+        if free:
+            out.append(f"predicted string: {pred}")
+        out += ["################################################", "", ""]
+    return "\n".join(out) + "\n"
+
+
+ROWS = [("the cat sat on the mat", "the cat sat on the mat", "a cat sat"),
+        ("he ran far away", "he ran far away", "he ran"),
+        ("the cat sat on the mat", "the cat sat on the mat", "the cat sat on a mat"),
+        ("", "", "")]
+
+
+def test_eegtotext_blocks_give_targets_and_free_running_predictions(tmp_path):
+    path = _write(tmp_path / "results.txt", _blocks(ROWS))
+    assert read_file(path).format == "eegtotext"  # auto-detected from its first line
+    assert read_sentences(path, "references") == [r[0] for r in ROWS]
+    assert read_sentences(path, "predictions") == [r[2] for r in ROWS]
+    assert read_sentences(path, "predictions", "tf") == [r[1] for r in ROWS]
+    assert [b["line"] for b in parse_eegtotext(path, path.read_text().split("\n"))] == [1, 7, 13, 19]
+    out = tmp_path / "s.json"
+    assert main(["score", "--predictions", str(path), "--output_file", str(out), "--bertscore_model", "none",
+                 "--n_bootstrap", "100", "--n_permutations", "100"]) == 0  # references from the same file
+    result = json.loads(out.read_text())
+    assert result["n_sentences"] == 4 and result["formats"] == {"references": "eegtotext", "predictions": "eegtotext"}
+    assert result["n_clusters"] == 3 and result["grouping"] == "grouped by identical reference: 3 clusters of 4 rows"
+    assert result["warnings"] == [] and result["teacher_forced"] == {"predictions": False}
+
+
+def test_teacher_forced_lines_are_refused_unless_asked_and_then_flagged(tmp_path, capsys):
+    only_tf = _write(tmp_path / "tf.txt", _blocks(ROWS, free=False))
+    out = tmp_path / "s.json"
+    args = ["score", "--references", str(only_tf), "--predictions", str(only_tf), "--output_file", str(out),
+            "--bertscore_model", "none", "--n_bootstrap", "50", "--n_permutations", "50"]
+    assert main(args) == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(only_tf) in err and "line 1: block has no 'predicted string:' line" in err
+    assert "teacher-forced" in err and "--predictions_field tf" in err
+    assert main(args + ["--predictions_field", "tf"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["teacher_forced"]["predictions"] and "not generation" in result["warnings"][0]
+    assert printed.startswith("WARNING: predictions") and printed.count("not generation") == 2  # above and below
+    assert result["metrics"]["wer"] == 0.0  # teacher forcing copies the reference here: why it is refused
+
+
+@pytest.mark.parametrize("text, line, problem", [
+    ("target string: a\npredicted string: b\npredicted string with tf: c\n####\n", 3, "broken block (started on line 1)"),
+    ("target string: a\npredicted string: b\n####\n\n\ntarget string: c\ntarget string: d\n", 7, "got 'target string: d'"),
+    ("target string: a\npredicted string: b\n####\nhello\n", 4, "expected 'target string:' to start a block"),
+    ("target string: a\n####\n", 1, "a target string with no predicted string"),
+    ("target string: a\npredicted string: b\npredicted string: c\n####\n", 3, "broken block"),
+])
+def test_a_broken_block_is_one_error_naming_the_line(tmp_path, capsys, text, line, problem):
+    path = _write(tmp_path / "results.txt", text)
+    out = tmp_path / "s.json"
+    assert main(["score", "--predictions", str(path), "--output_file", str(out), "--bertscore_model", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and f"line {line}" in err and problem in err, err
+    assert not out.exists()
+
+
+def test_mixed_formats_are_clear_errors(tmp_path, capsys):
+    refs = _write(tmp_path / "refs.txt", "a b\nc d\ne f\n")
+    blocks = _write(tmp_path / "results.txt", _blocks(ROWS))
+    preds = _write(tmp_path / "preds.json", json.dumps(["a b", "c d"]))
+    out = tmp_path / "s.json"
+
+    def error(*args):
+        assert main(["score", *args, "--output_file", str(out), "--bertscore_model", "none"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and not out.exists(), err
+        return err
+
+    err = error("--references", str(refs), "--predictions", str(preds))
+    assert f"{preds} (JSON) has 2 sentences but references {refs} (text) has 3" in err
+    err = error("--references", str(refs), "--predictions", str(blocks), "--format", "text")
+    assert str(blocks) in err and "line 1 starts with 'target string:'" in err and "--format eegtotext" in err
+    err = error("--references", str(refs), "--predictions", str(preds), "--format", "text")
+    assert str(refs) not in err and str(preds) in err and "is JSON" in err
+    err = error("--references", str(refs), "--predictions", str(blocks))
+    assert "has 4 sentences" in err and "(EEG-To-Text blocks)" in err
+    four = _write(tmp_path / "four.txt", "the cat sat on the mat\nhe ran far away\nthe cat sat on a mat\n\n")
+    err = error("--references", str(four), "--predictions", str(blocks))
+    assert str(blocks) in err and "line 13: the target string" in err and "do not pair" in err
+    err = error("--predictions", str(refs))
+    assert "--references is needed" in err
+
+
+def test_groups_file_sets_the_clusters_and_must_have_one_line_per_sentence(tmp_path, capsys):
+    refs = _write(tmp_path / "refs.txt", "a b\nc d\ne f\ng h\n")
+    pred = _write(tmp_path / "pred.txt", "a b\nc x\ne f\nx h\n")
+    groups = _write(tmp_path / "groups.txt", "s1\ns1\ns2\ns2\n")
+    out = tmp_path / "s.json"
+    base = ["score", "--references", str(refs), "--predictions", str(pred), "--against", str(refs),
+            "--output_file", str(out), "--bertscore_model", "none", "--n_bootstrap", "100", "--n_permutations", "100"]
+    assert main(base + ["--groups", str(groups)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n_clusters"] == 2 and result["grouping"] == f"grouped by {groups}: 2 clusters of 4 rows"
+    capsys.readouterr()
+    short = _write(tmp_path / "short.txt", "s1\ns2\ns3\n")
+    assert main(base + ["--groups", str(short)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(short) in err and "has 3 group ids but there are 4 sentences" in err
+    holes = _write(tmp_path / "holes.txt", "s1\n\ns3\ns4\n")
+    assert main(base + ["--groups", str(holes)]) == 2
+    assert "line 2: empty group id" in capsys.readouterr().err
+    assert main(base + ["--bootstrap_unit", "row"]) == 0
+    assert json.loads(out.read_text())["n_clusters"] == 4
+
+
+def test_wer_normalization_none_is_recorded(tmp_path):
+    refs = _write(tmp_path / "refs.txt", "He said, hello!\n")
+    pred = _write(tmp_path / "pred.txt", "he said hello\n")
+    out = tmp_path / "s.json"
+    base = ["score", "--references", str(refs), "--predictions", str(pred), "--output_file", str(out),
+            "--bertscore_model", "none", "--n_bootstrap", "20"]
+    assert main(base) == 0 and json.loads(out.read_text())["metrics"]["wer"] == 0.0
+    assert main(base + ["--wer-normalization", "none"]) == 0
+    result = json.loads(out.read_text())
+    assert result["metrics"]["wer"] == 1.0 and result["normalisation"]["wer_normalization"] == "none"
+    assert "as written" in result["normalisation"]["wer"]
+
+
+def test_bertscore_shows_progress_and_help_shows_defaults(tmp_path, capsys):
+    refs = _write(tmp_path / "refs.txt", "the cat sat on the mat\nhello there\n")
+    out = tmp_path / "s.json"
+    assert main(["score", "--references", str(refs), "--predictions", str(refs), "--output_file", str(out),
+                 "--n_bootstrap", "20", "--n_permutations", "0"]) == 0
+    assert "BERTScore" in capsys.readouterr().err and json.loads(out.read_text())["metrics"]["bertscore_f1"] > 0.99
+    assert main(["score", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 10000)" in text and "(default: sentence)" in text and "(default: auto)" in text

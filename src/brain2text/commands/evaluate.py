@@ -12,6 +12,9 @@ from ..config import decoding_strategies
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..cli import DefaultsHelpFormatter
+
+    p.formatter_class = DefaultsHelpFormatter
     p.add_argument("--model_path", required=True, help="a trained model directory (output_dir/best_model)")
     p.add_argument("--config", default=None,
                    help="YAML whose data/decoding/eval sections are used (default: the model's saved config "

@@ -2,6 +2,13 @@
 
 * ``noise``: Gaussian noise with each channel's mean and standard deviation of that example (over
   its real samples), the same padding (padded samples and channels stay zero).
+* ``surrogate``: the same example's MEG with its Fourier phases randomised, the same random phases for
+  every channel (multivariate phase randomisation; Prichard & Theiler 1994, "Generating surrogate data
+  for time series with several simultaneously measured variables", Phys. Rev. Lett. 73:951). Each
+  channel keeps its power spectrum exactly and the channels keep their cross-spectra, hence their
+  zero-lag covariance; what is destroyed is the time course, so the time-locking to the words. It
+  tells a decoder that reads the words from one that reads MEG-like statistics (white ``noise`` is
+  easy to tell from MEG: a model can learn "white noise means say nothing").
 * ``shuffled``: the MEG of a different test sentence: a seeded derangement whose donor has a
   different text, from the same subject when that subject has another sentence.
 * ``no_meg``: the prompt without MEG tokens (``meg_mode="none"``): the decoder's language prior.
@@ -20,7 +27,7 @@ import torch
 
 from ..data.batch import MEGBatch
 
-CONTROLS = ("noise", "shuffled", "no_meg")
+CONTROLS = ("noise", "surrogate", "shuffled", "no_meg")
 
 
 def blind(batch: MEGBatch) -> MEGBatch:
@@ -56,6 +63,46 @@ def noise_like(batch: MEGBatch, seeds: Sequence[int]) -> MEGBatch:
 def noise_seeds(control_seed: int, positions: Sequence[int]) -> list[int]:
     """One seed per evaluated example (its position in the evaluation order)."""
     return [int(control_seed) * 1_000_003 + 7919 * int(p) + 1 for p in positions]
+
+
+def surrogate_seeds(control_seed: int, positions: Sequence[int]) -> list[int]:
+    """One seed per evaluated example for the surrogate, apart from the noise control's seeds."""
+    return [s + 500_000_017 for s in noise_seeds(control_seed, positions)]
+
+
+def phase_randomise(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """(C, T) -> (C, T): the same uniform random phase added to every channel at each frequency.
+
+    DC and (for even T) Nyquist bins keep phase 0, so the result is real and keeps each channel's mean;
+    ``|rfft|`` per channel and the cross-spectra (hence the zero-lag covariance) are unchanged.
+    """
+    n = x.shape[-1]
+    spectrum = torch.fft.rfft(x.double(), dim=-1)  # (C, F)
+    phi = torch.rand(spectrum.shape[-1], generator=generator, dtype=torch.float64) * (2 * torch.pi)  # (F,)
+    phi[0] = 0.0
+    if n % 2 == 0:
+        phi[-1] = 0.0
+    return torch.fft.irfft(spectrum * torch.polar(torch.ones_like(phi), phi), n=n, dim=-1)
+
+
+def surrogate_like(batch: MEGBatch, seeds: Sequence[int]) -> MEGBatch:
+    """Per example: :func:`phase_randomise` of its real channels over its real samples; padding stays zero.
+
+    ``seeds`` gives one seed per example, so an example's surrogate does not depend on its batch.
+    """
+    if len(seeds) != len(batch):
+        raise ValueError(f"surrogate_like: {len(batch)} examples but {len(seeds)} seeds")
+    meg = torch.zeros_like(batch.meg)  # (B, C, T)
+    for k, seed in enumerate(seeds):
+        t_idx = batch.meg_mask[k].nonzero(as_tuple=True)[0]  # (T_real,)
+        c_mask = batch.channel_mask[k] if batch.channel_mask is not None else torch.ones(meg.shape[1], dtype=torch.bool)
+        c_idx = c_mask.nonzero(as_tuple=True)[0]  # (C_real,)
+        if len(t_idx) == 0 or len(c_idx) == 0:
+            continue
+        x = batch.meg[k].cpu()[c_idx[:, None], t_idx[None, :]]  # (C_real, T_real)
+        y = phase_randomise(x, torch.Generator().manual_seed(int(seed)))
+        meg[k, c_idx[:, None], t_idx[None, :]] = y.to(meg.dtype).to(meg.device)
+    return replace(batch, meg=meg)
 
 
 def derangement(texts: Sequence[str], groups: Sequence[str], seed: int) -> list[int]:

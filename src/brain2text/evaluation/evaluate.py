@@ -5,9 +5,11 @@ onsets removed) and is asked to ``generate`` (free-running, no teacher forcing).
 used afterwards, by the metric code, and for retrieval only as the *candidate list*: every distinct
 sentence of the evaluated split, scored identically for every example by ``sequence_logprob``.
 
-Each control (noise, shuffled, no_meg; see ``controls.py``) is decoded by the same model, with the
-same decoding settings and batches, and scored with the same metric code; the paired bootstrap
-gives MEG minus control per metric with a 95% interval.
+Each control (noise, surrogate, shuffled, no_meg; see ``controls.py``) is decoded by the same model,
+with the same decoding settings and batches, and scored with the same metric code. MEG minus each
+control gets, per metric, a paired bootstrap 95% interval that resamples *sentences* (all subjects' rows
+of a sentence together; ``eval.bootstrap_unit``), a paired permutation p-value and a verdict (see
+``bootstrap.py``).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from ..data.batch import MEGBatch
 from ..data.dataset import MEGDataset, collate_examples
 from ..decoding.strategies import get_strategy
 from ..errors import Brain2TextError
-from .bootstrap import paired_bootstrap
-from .controls import blind, derangement, noise_like, noise_seeds
-from .metrics import SentenceStats, metrics_info, sentence_stats
+from .bootstrap import Clusters, make_clusters, method_info, paired_bootstrap
+from .controls import blind, derangement, noise_like, noise_seeds, surrogate_like, surrogate_seeds
+from .metrics import SentenceStats, metrics_info, normalize_for_wer, sentence_stats
 from .score import bertscore_settings
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ def run_system(model, get_item: Callable[[int], dict], n: int, system: str, deco
                progress: bool = True) -> SystemRun:
     """Decode ``n`` examples (``get_item(position)`` -> dataset item) as ``system``.
 
-    ``system``: ``"meg"``, ``"noise"``, ``"shuffled"`` (needs ``donors``) or ``"no_meg"``. With
+    ``system``: ``"meg"``, ``"noise"``, ``"surrogate"``, ``"shuffled"`` (needs ``donors``) or ``"no_meg"``. With
     ``candidates`` and ``true_index`` the true sentence's retrieval rank is computed as well.
     """
     meg_mode = "none" if system == "no_meg" else "meg"
@@ -107,6 +109,8 @@ def run_system(model, get_item: Callable[[int], dict], n: int, system: str, deco
         batch = blind(collate_examples([get_item(p) for p in sources]))
         if system == "noise":
             batch = noise_like(batch, noise_seeds(control_seed, positions))
+        elif system == "surrogate":
+            batch = surrogate_like(batch, surrogate_seeds(control_seed, positions))
         batch = batch.to(_device(model))
         with torch.inference_mode():
             encoded = {"encoded": model.encode(batch)} if encodes else {}
@@ -136,20 +140,32 @@ def _with_null_retrieval(metrics: dict, retrieval: bool) -> dict:
     return metrics
 
 
-def score_systems(references: list[str], runs: dict[str, SystemRun], cfg: Config, retrieval: bool) -> dict:
-    """Metrics of every system, and paired bootstrap differences MEG - control (same references)."""
-    model_name, layers = bertscore_settings(cfg.eval)
+def evaluation_clusters(references: Sequence[str], subjects: Sequence[str], unit: str) -> Clusters:
+    """Bootstrap clusters of the evaluated rows: a sentence is its normalised reference text (every
+    subject's and session's row of it together); ``subject_sentence`` adds the subjects."""
+    return make_clusters(unit, len(references), [normalize_for_wer(r) for r in references], list(subjects))
+
+
+def score_systems(references: list[str], runs: dict[str, SystemRun], cfg: Config, retrieval: bool,
+                  clusters: Clusters, progress: bool = False) -> dict:
+    """Metrics of every system, and paired differences MEG - control (same references, resampled and
+    swapped by ``clusters``): interval, p-value, verdict."""
+    e = cfg.eval
+    model_name, layers = bertscore_settings(e)
     stats: dict[str, SentenceStats] = {
-        name: sentence_stats(references, run.predictions, model_name, layers, _retrieval_extra(run))
+        name: sentence_stats(references, run.predictions, model_name, layers, _retrieval_extra(run),
+                             e.wer_normalization, progress)
         for name, run in runs.items()}
     controls = [name for name in runs if name != "meg"]
     return {
         "stats": stats,
         "metrics": _with_null_retrieval(stats["meg"].corpus(), retrieval),
         "controls": {c: _with_null_retrieval(stats[c].corpus(), retrieval) for c in controls},
-        "differences": {c: paired_bootstrap(stats["meg"], stats[c], cfg.eval.n_bootstrap, cfg.eval.bootstrap_seed)
+        "differences": {c: paired_bootstrap(stats["meg"], stats[c], e.n_bootstrap, e.bootstrap_seed, clusters=clusters,
+                                            n_permutations=e.n_permutations)
                         for c in controls},
-        "info": metrics_info(model_name, layers),
+        "info": metrics_info(model_name, layers, e.wer_normalization),
+        "bootstrap": method_info(clusters, e.n_bootstrap, e.n_permutations, e.bootstrap_seed),
     }
 
 
@@ -183,7 +199,8 @@ def evaluate_examples(model, example_set, split: str, cfg: Config, progress: boo
     runs = {name: run_system(model, dataset.__getitem__, n, name, cfg.decoding, cfg.eval.batch_size,
                              cfg.eval.control_seed, donors, candidates, true_index, progress)
             for name in ["meg", *cfg.eval.controls]}
-    scored = score_systems(references, runs, cfg, candidates is not None)
+    clusters = evaluation_clusters(references, [ex["subject"] for ex in examples], cfg.eval.bootstrap_unit)
+    scored = score_systems(references, runs, cfg, candidates is not None, clusters, progress)
     result = {
         "split": _split_info(example_set, cfg, split),
         "n_sentences": n,
@@ -198,8 +215,13 @@ def evaluate_examples(model, example_set, split: str, cfg: Config, progress: boo
         "strategy": cfg.decoding.strategy,
         "decoding": asdict(cfg.decoding),
         "n_bootstrap": cfg.eval.n_bootstrap,
+        "n_permutations": cfg.eval.n_permutations,
         "bootstrap_seed": cfg.eval.bootstrap_seed,
+        "bootstrap_unit": cfg.eval.bootstrap_unit,
+        "n_clusters": clusters.n_clusters,
+        "bootstrap": scored["bootstrap"],
         "control_seed": cfg.eval.control_seed,
+        "eval": asdict(cfg.eval),
         "examples": [],
         "sentences": [],
     }
