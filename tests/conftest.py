@@ -42,7 +42,8 @@ if not SHARED_DATA.is_dir():
         outcome = yield
         report = outcome.get_result()
         if call.excinfo is not None and report.failed:
-            key = f"{call.excinfo.type.__name__}: {call.excinfo.value}@{call.excinfo.traceback[-1].path}:{call.excinfo.traceback[-1].lineno}"
+            key = (f"{call.excinfo.type.__name__}: {call.excinfo.value}@{call.excinfo.traceback[-1].path}:"
+                   f"{call.excinfo.traceback[-1].lineno}")
             text = str(call.excinfo.getrepr(style="short")) + report.capstderr + report.capstdout
             if str(SHARED_DATA) in text or "story texts not found" in text or "/shared/data" in text or key in _seen:
                 _seen.add(key)

@@ -48,7 +48,8 @@ def test_quick_suite_writes_results_json_and_markdown(tmp_path):
 
 def test_only_selects_benchmarks_and_unknown_ids_are_one_line_errors(tmp_path):
     out = tmp_path / "r.json"
-    proc = _run(["-m", "benchmarks", "--quick", "--only", "B3", "--out", str(out), "--workdir", str(tmp_path)], tmp_path, 300)
+    proc = _run(["-m", "benchmarks", "--quick", "--only", "B3", "--out", str(out), "--workdir", str(tmp_path)],
+                tmp_path, 300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.read_text())
     assert [r["id"] for r in record["results"]] == ["B3"] and "full_size_memory" not in record
@@ -61,16 +62,17 @@ def test_only_selects_benchmarks_and_unknown_ids_are_one_line_errors(tmp_path):
 
 def test_merge_reruns_some_rows_and_keeps_the_others(tmp_path):
     out = tmp_path / "r.json"
-    proc = _run(["-m", "benchmarks", "--quick", "--only", "B3", "--merge", "--out", str(out), "--workdir", str(tmp_path)],
-                tmp_path, 120)
+    proc = _run(["-m", "benchmarks", "--quick", "--only", "B3", "--merge", "--out", str(out),
+                 "--workdir", str(tmp_path)], tmp_path, 120)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and not out.exists()
     old = {"quick": True, "started": "T0", "versions": {"torch": "x"},
-           "machine": {"cpu": "c", "cores": 2, "torch_threads": 2, "ram_gb": 1, "load_average_start": [1], "load_average_end": [1]},
+           "machine": {"cpu": "c", "cores": 2, "torch_threads": 2, "ram_gb": 1, "load_average_start": [1],
+                       "load_average_end": [1]},
            "results": [{"id": i, "name": i, "figure": 1.0, "unit": "x", "target": 1.0, "comparison": ">=", "extra": [],
                         "passed": True, "measured": "old", "baseline": "b", "error": None} for i in ("B2", "B3", "B4")]}
     out.write_text(json.dumps(old))
-    proc = _run(["-m", "benchmarks", "--quick", "--only", "B3", "--merge", "--out", str(out), "--workdir", str(tmp_path)],
-                tmp_path, 300)
+    proc = _run(["-m", "benchmarks", "--quick", "--only", "B3", "--merge", "--out", str(out),
+                 "--workdir", str(tmp_path)], tmp_path, 300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.read_text())
     assert [r["id"] for r in record["results"]] == ["B2", "B3", "B4"]

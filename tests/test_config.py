@@ -80,7 +80,8 @@ def test_cross_field_rules(tmp_path):
 
 
 def test_overrides():
-    cfg = load_config(REPO / "configs" / "tiny.yaml", ["train.batch_size=3", "data.notch_freqs=[60, 120]", "decoding.strategy=ctc"])
+    cfg = load_config(REPO / "configs" / "tiny.yaml",
+                      ["train.batch_size=3", "data.notch_freqs=[60, 120]", "decoding.strategy=ctc"])
     assert cfg.train.batch_size == 3
     assert cfg.data.notch_freqs == [60.0, 120.0]
     assert cfg.decoding.strategy == "ctc"

@@ -33,7 +33,8 @@ def test_strategies_summary_keeps_every_strategy():
 def test_synth_cache_matches_parameters(tmp_path):
     s = DemoSettings()
     assert not _synth_cached(tmp_path, s)
-    params = {"subjects": s.subjects, "max_seconds": s.max_seconds, "snr": s.snr, "seed": s.seed, "sfreq": s.synth_sfreq}
+    params = {"subjects": s.subjects, "max_seconds": s.max_seconds, "snr": s.snr, "seed": s.seed,
+              "sfreq": s.synth_sfreq}
     (tmp_path / "dataset_description.json").write_text(json.dumps({"SyntheticParameters": params}))
     assert _synth_cached(tmp_path, s)
     params["snr"] = 2.0
@@ -79,14 +80,16 @@ def test_default_strategy_is_compared_with_each_other_one_on_the_same_sentences(
     files = {}
     for name, preds in (("joint", refs), ("ctc", ["the fort"] * 12)):
         files[name] = tmp_path / f"{name}.json"
-        files[name].write_text(json.dumps({"sentences": [{"reference": r, "prediction": p} for r, p in zip(refs, preds)]}))
+        files[name].write_text(json.dumps({"sentences": [{"reference": r, "prediction": p}
+                                                         for r, p in zip(refs, preds)]}))
     diff = compare_with_default(files, "joint", EvalConfig(n_bootstrap=200, n_permutations=200))
     assert list(diff) == ["ctc"]
     wer = diff["ctc"]["wer"]
     assert wer["delta"] < -0.5 and wer["ci95"][1] < 0  # the default (perfect) has the lower WER
     assert wer["verdict"] == "beats"  # 12 different sentences: clusters of one row each
     summary = strategies_summary({"joint": _result(0.3, 0.9, [-1, -0.5]), "ctc": _result(0.4, 1.0, [-1, -0.5])}, diff)
-    assert "default_minus_this" not in summary["strategies"][0] and summary["strategies"][1]["default_minus_this"] == diff["ctc"]
+    assert ("default_minus_this" not in summary["strategies"][0]
+            and summary["strategies"][1]["default_minus_this"] == diff["ctc"])
 
 
 def test_table_has_the_surrogate_p_values_and_says_either_way_whether_meg_beats_it():
@@ -97,7 +100,8 @@ def test_table_has_the_surrogate_p_values_and_says_either_way_whether_meg_beats_
     r["bootstrap"] = {"bootstrap_unit": "sentence", "n_clusters": 5, "n_bootstrap": 10000}
     table = results_table("t", r)
     lines = table.splitlines()
-    assert [l.split()[0] for l in lines[3:11:2]] == ["noise", "surrogate", "shuffled", "no_meg"]  # the report's order
+    # the report's order
+    assert [line.split()[0] for line in lines[3:11:2]] == ["noise", "surrogate", "shuffled", "no_meg"]
     assert "[-0.0004,+0.09]" in table  # percentage points; a bound that rounds to 0.00 keeps its sign
     assert "p <0.001 beats" in table and "p 0.21 not established" in table
     assert "MEG beats the surrogate control on 5 of 6 metrics, not on: BLEU-4." in table
@@ -113,6 +117,7 @@ def test_evaluations_use_the_demo_configs_eval_settings_not_those_saved_with_an_
 
     cfg = load_config(repo_root / "configs" / "demo.yaml")
     assert "surrogate" in cfg.eval.controls and cfg.eval.n_bootstrap == 10000
-    stale = load_config(repo_root / "configs" / "demo.yaml", ["eval.controls=[noise, shuffled]", "eval.n_bootstrap=1000"])
+    stale = load_config(repo_root / "configs" / "demo.yaml",
+                        ["eval.controls=[noise, shuffled]", "eval.n_bootstrap=1000"])
     assert load_config(repo_root / "configs" / "demo.yaml", ["eval.controls=[noise, shuffled]", "eval.n_bootstrap=1000",
                                                              *eval_overrides(cfg.eval)]).eval == cfg.eval != stale.eval

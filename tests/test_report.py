@@ -46,7 +46,8 @@ def _table_rows(tex: str) -> dict[str, list[str]]:
 
 def check_generated_matches(data: dict, out: Path, name: str):
     rows = _table_rows((out / f"results_{name}.tex").read_text())
-    conditions = [(c, label) for c, label in CONDITIONS if c == "meg" or c in data["controls"]]  # old files: no surrogate
+    # old files: no surrogate
+    conditions = [(c, label) for c, label in CONDITIONS if c == "meg" or c in data["controls"]]
     for cond, label in conditions:
         m = data["metrics"] if cond == "meg" else data["controls"][cond]
         for (key, _, scale, _), cell in zip(COLUMNS, rows[label]):

@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: internal error ({type(exc).__name__}: {msg}); rerun with --debug for the traceback", file=sys.stderr)
+        print(f"error: internal error ({type(exc).__name__}: {msg}); rerun with --debug for the traceback",
+              file=sys.stderr)
         return 1
 
 

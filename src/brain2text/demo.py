@@ -113,7 +113,8 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     model = run_dir / "best_model"
     done = (run_dir / "final_model" / "brain2text_config.json").is_file() and _same_run(run_dir, cfg)
     stages.run(f"training multi_phase ({name} split)",
-               lambda: _cli(["train", "--config", s.config, "--mode", "multi_phase", "--output_dir", str(run_dir), *overrides]),
+               lambda: _cli(["train", "--config", s.config, "--mode", "multi_phase", "--output_dir", str(run_dir),
+                             *overrides]),
                cached=done and _fresh(run_dir / "final_model", Path(lm_dir) / "config.json"))
     results, files = {}, {}
     evaluation = dataclasses.asdict(cfg.eval)
@@ -124,8 +125,8 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
         stages.run(f"evaluation on the held-out {name} split, strategy {strategy}, with controls",
                    lambda: _cli(["evaluate", "--model_path", str(model), "--strategy", strategy,
                                  "--output_file", str(metrics), *eval_overrides(cfg.eval), *overrides]),
-                   cached=_fresh(metrics, model / "brain2text.safetensors") and _json_field(metrics, "decoding") == decoding
-                   and _json_field(metrics, "eval") == evaluation)
+                   cached=_fresh(metrics, model / "brain2text.safetensors")
+                   and _json_field(metrics, "decoding") == decoding and _json_field(metrics, "eval") == evaluation)
         results[strategy] = json.loads(metrics.read_text())
         files[strategy] = metrics
     return results, model, cfg, files
@@ -221,7 +222,8 @@ def results_table(title: str, result: dict) -> str:
         m = result["controls"][c]
         lines.append(f"  {c:<11}" + "".join(f"{_interval_cell(m.get(k), diff.get(k)):>23}" for k, _ in TABLE_KEYS))
         lines.append(f"  {'':<11}" + "".join(f"{_verdict_cell(diff.get(k), k):>23}" for k, _ in TABLE_KEYS))
-    lines.append(f"  (scores in %; [lo,hi]: 95% interval of MEG minus that control in percentage points, {_unit(result)}; "
+    lines.append("  (scores in %; [lo,hi]: 95% interval of MEG minus that control in percentage points, "
+                 f"{_unit(result)}; "
                  "p: paired permutation test; verdict: beats / worse / not established, ? = near the edge)")
     table = {c: {k: d for k, d in diff.items() if k in shown} for c, diff in differences.items()}
     lines += [f"  {line}" for line in summaries(table)]
@@ -236,7 +238,8 @@ def _unit(result: dict) -> str:
     b = result.get("bootstrap")
     if not b:
         return f"{result.get('n_bootstrap')} row resamples"
-    return f"{b['n_bootstrap']} resamples of {b['n_clusters']} {'rows' if b['bootstrap_unit'] == 'row' else 'sentences'}"
+    return (f"{b['n_bootstrap']} resamples of {b['n_clusters']} "
+            f"{'rows' if b['bootstrap_unit'] == 'row' else 'sentences'}")
 
 
 def versus_line(default: str, strategy: str, diff: dict) -> str:
@@ -264,7 +267,8 @@ def compare_with_default(metric_files: dict[str, Path], default: str, eval_cfg) 
     (``brain2text score``'s code), so that "the default beats X" comes with an interval."""
     base = metric_files[default]
     # BERTScore is in each strategy's own file; score groups rows by identical reference (sentence clusters)
-    cfg = dataclasses.replace(eval_cfg, bertscore_model="none", bootstrap_unit="row" if eval_cfg.bootstrap_unit == "row" else "sentence")
+    cfg = dataclasses.replace(eval_cfg, bertscore_model="none",
+                              bootstrap_unit="row" if eval_cfg.bootstrap_unit == "row" else "sentence")
     return {name: score_files(str(base), str(base), against=str(path), cfg=cfg)["differences"]["against"]
             for name, path in metric_files.items() if name != default}
 
@@ -288,7 +292,8 @@ def run_demo(s: DemoSettings) -> int:
     story = None
     infer_model, infer_cfg = model, cfg_sentence
     if s.story_split:
-        story_over = [*s.overrides, "data.split=story", f"decoder.model_name_or_path={cfg.decoder.model_name_or_path}-story"]
+        story_over = [*s.overrides, "data.split=story",
+                      f"decoder.model_name_or_path={cfg.decoder.model_name_or_path}-story"]
         story_res, story_model, story_cfg, _ = _train_and_evaluate(stages, s, "story", story_over, [])
         story = story_res[story_cfg.decoding.strategy]
         infer_model, infer_cfg = story_model, story_cfg
@@ -310,5 +315,6 @@ def run_demo(s: DemoSettings) -> int:
           + (f", {out}/metrics_story.json" if story is not None else "") + f", {inference}, {out}/timings.json")
     print(f"models: {model}" + (f", {infer_model}" if story is not None else ""))
     total = sum(t["seconds"] for t in stages.timings.values())
-    print("stage times (s): " + ", ".join(f"{k}: {v['seconds']}" for k, v in stages.timings.items()) + f"; total {total:.0f} s")
+    print("stage times (s): " + ", ".join(f"{k}: {v['seconds']}" for k, v in stages.timings.items())
+          + f"; total {total:.0f} s")
     return 0

@@ -63,7 +63,8 @@ PARTS: dict[str, Part] = {part.name: part for part in (
 )}
 TRAINABLE_NAMES = tuple(PARTS)
 # Top-level modules whose state_dict goes into brain2text.safetensors (subject lives inside encoder).
-WEIGHTS_MODULES = tuple(dict.fromkeys(p.module.split(".")[0] for p in PARTS.values() if p.saved_in == MODEL_WEIGHTS_FILE))
+WEIGHTS_MODULES = tuple(dict.fromkeys(p.module.split(".")[0] for p in PARTS.values()
+                                      if p.saved_in == MODEL_WEIGHTS_FILE))
 
 
 def weighted_total(values: dict, weights: dict[str, float]):

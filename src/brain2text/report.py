@@ -145,7 +145,8 @@ def number_macros(name: str, data: dict) -> str:
     split = data.get("split", {})
     split_text = split.get("mode", "") if isinstance(split, dict) else str(split)
     out.append(rf"\newcommand{{\{_macro_name(name, 'split')}}}{{{_tex_escape(split_text)}}}")
-    out.append(rf"\newcommand{{\{_macro_name(name, 'backbone')}}}{{{_tex_escape(str(data.get('bertscore_backbone', '')))}}}")
+    out.append(rf"\newcommand{{\{_macro_name(name, 'backbone')}}}"
+               rf"{{{_tex_escape(str(data.get('bertscore_backbone', '')))}}}")
     return "\n".join(out) + "\n"
 
 
@@ -212,6 +213,6 @@ def build_pdf(report_dir: Path) -> Path:
     for cmd in steps:
         proc = subprocess.run(cmd, cwd=report_dir, capture_output=True, text=True)
         if proc.returncode > (1 if cmd[0] == "bibtex" else 0):  # bibtex exits 1 on mere warnings
-            tail = [l for l in proc.stdout.splitlines() if l.startswith("!")][:1]
+            tail = [line for line in proc.stdout.splitlines() if line.startswith("!")][:1]
             raise Brain2TextError(f"{cmd[0]} failed: {tail[0] if tail else 'see main.log'}", report_dir / "main.tex")
     return report_dir / "main.pdf"

@@ -63,7 +63,8 @@ def test_changed_parameter_or_file_rebuilds(tiny_cfg):
     other = build_cache(dataclasses.replace(tiny_cfg, h_freq=30.0), progress=False)
     assert not other.hit and other.path != first.path
     assert not np.allclose(other.get_meg(0), first.get_meg(0))
-    assert build_cache(dataclasses.replace(tiny_cfg, meg_delay=0.1), progress=False).path not in (first.path, other.path)
+    assert (build_cache(dataclasses.replace(tiny_cfg, meg_delay=0.1), progress=False).path
+            not in (first.path, other.path))
     events = Path(tiny_cfg.bids_root) / "sub-01" / "ses-0" / "meg" / "sub-01_ses-0_task-1_events.tsv"
     os.utime(events, (time.time() + 5, time.time() + 5))
     touched = build_cache(tiny_cfg, progress=False)
@@ -102,7 +103,8 @@ def slow(*a, **k):
     Path(sys.argv[3]).write_text("in the middle")
     time.sleep(60)
 c._apply_scalers = slow
-c.build_cache(DataConfig(bids_root=sys.argv[1], cache_dir=sys.argv[2], val_fraction=0.2, test_fraction=0.2), progress=False)
+c.build_cache(DataConfig(bids_root=sys.argv[1], cache_dir=sys.argv[2], val_fraction=0.2, test_fraction=0.2),
+              progress=False)
 """
 
 

@@ -73,7 +73,8 @@ def _write(tmp_path: Path, body: str) -> Path:
 
 
 HEADER = "onset\tduration\ttrial_type\tvalue\tsample\n"
-GOOD = "1.0\t0.2\t{'story': 'The_Black_Willow', 'kind': 'word', 'word': 'Hi', 'sequence_id': 0.0, 'sound_id': 0.0, 'condition': 'sentence'}\t1\t1000\n"
+GOOD = ("1.0\t0.2\t{'story': 'The_Black_Willow', 'kind': 'word', 'word': 'Hi', 'sequence_id': 0.0, 'sound_id': 0.0, "
+        "'condition': 'sentence'}\t1\t1000\n")
 
 
 def test_story_is_lowercased_and_good_file_reads(tmp_path):

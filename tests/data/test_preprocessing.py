@@ -47,7 +47,8 @@ def test_notch_removes_line_noise_only():
     assert _amp(y[:, mid], 13.0, 1000.0)[0] == pytest.approx(1.0, abs=0.03)
 
 
-@pytest.mark.parametrize("h_freq, new_sfreq, notched", [(40.0, 100.0, False), (20.0, 200.0, False), (40.0, 200.0, True)])
+@pytest.mark.parametrize("h_freq, new_sfreq, notched",
+                         [(40.0, 100.0, False), (20.0, 200.0, False), (40.0, 200.0, True)])
 def test_line_noise_is_removed_whether_or_not_the_notch_runs(monkeypatch, h_freq, new_sfreq, notched):
     from brain2text.data import preprocessing
 

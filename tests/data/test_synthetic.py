@@ -224,4 +224,5 @@ def test_cli_writes_dataset(tmp_path, text_dir):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["recordings"] == 2 and summary["subjects"] == 2
-    assert sorted(p.name for p in out.rglob("*_meg.fif")) == ["sub-01_ses-0_task-0_meg.fif", "sub-02_ses-0_task-0_meg.fif"]
+    assert sorted(p.name for p in out.rglob("*_meg.fif")) == ["sub-01_ses-0_task-0_meg.fif",
+                                                              "sub-02_ses-0_task-0_meg.fif"]

@@ -54,7 +54,8 @@ def test_no_lm_say_is_the_ctc_prefix_beam_search(seed):
 def test_wide_beam_finds_the_brute_force_argmax(seed):
     from test_ctc import brute_force
 
-    ctc = torch.log_softmax(torch.randn(4, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64), dim=-1)
+    ctc = torch.log_softmax(torch.randn(4, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64),
+                            dim=-1)
     lm = PrefixToyLM(vocab=5, seed=seed)  # LM ids 3, 4 have no CTC class (3 is the blank)
     exact = brute_force(ctc, blank=3)
     for lm_weight, bonus in ((0.5, 0.0), (1.0, 0.7), (0.3, -0.5)):
@@ -81,7 +82,8 @@ def test_lm_breaks_a_ctc_tie_and_each_prefix_is_asked_once():
             self.asked += [tuple(p) for p in prefixes]
             out = torch.full((len(prefixes), 12), -3.0)
             for i, p in enumerate(prefixes):
-                out[i, self.favourite if len(p) == 2 else EOS if len(p) > 2 else 7] = 0.0  # likes 7 7, then its favourite
+                # likes 7 7, then its favourite
+                out[i, self.favourite if len(p) == 2 else EOS if len(p) > 2 else 7] = 0.0
             return torch.log_softmax(out, dim=-1)
 
     for favourite in (3, 4):

@@ -87,7 +87,8 @@ def test_fusion_prefix_lm_is_the_meg_conditioned_decoder(model, batch):
     s = model.lm_inputs(batch, model.encode(batch))
     ctx = s.inputs_embeds[:1, : int(s.attention_mask[0].sum())]
     lm = PrefixLM(model.decoder, ctx, model.embed)
-    for prefixes in ([[], [5], [5, 9, 3], [7, 2]], [[5, 9, 3, 1], [7, 2, 2], [5], [4, 4, 4, 4, 4]]):  # grown, and unseen
+    # grown, and unseen
+    for prefixes in ([[], [5], [5, 9, 3], [7, 2]], [[5, 9, 3, 1], [7, 2, 2], [5], [4, 4, 4, 4, 4]]):
         got = lm(prefixes)
         for p, row in zip(prefixes, got):
             assert torch.allclose(row, CachedLMStep(model.decoder, ctx, model.embed)([p])[0], atol=1e-5)

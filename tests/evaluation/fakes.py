@@ -48,7 +48,8 @@ class FakeExampleSet:
         return [i for i, ex in enumerate(self.examples) if ex["split"] == split]
 
     def split_counts(self):
-        return {s: {"examples": len(self.indices(s)), "sentences": len({self.examples[i]["text"] for i in self.indices(s)})}
+        return {s: {"examples": len(self.indices(s)),
+                    "sentences": len({self.examples[i]["text"] for i in self.indices(s)})}
                 for s in ("train", "val", "test")}
 
 
@@ -72,7 +73,8 @@ class FakeModel(torch.nn.Module):
             return ["the cat"] * len(batch)
         out = []
         for j in self._index(batch):
-            out.append(self.sentences[j] if 0 <= j < len(self.sentences) else " ".join(VOCAB[abs(j) % len(VOCAB)] for _ in range(3)))
+            out.append(self.sentences[j] if 0 <= j < len(self.sentences)
+                       else " ".join(VOCAB[abs(j) % len(VOCAB)] for _ in range(3)))
         return out
 
     def sequence_logprob(self, batch, candidates, meg_mode="meg"):

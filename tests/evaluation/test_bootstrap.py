@@ -60,8 +60,10 @@ def test_interval_narrows_with_more_sentences():
 
 def test_deterministic_for_a_seed():
     a, b = _systems(50, 2)
-    assert paired_bootstrap(a, b, 300, seed=7, n_permutations=300) == paired_bootstrap(a, b, 300, seed=7, n_permutations=300)
-    assert paired_bootstrap(a, b, 300, seed=7, n_permutations=300) != paired_bootstrap(a, b, 300, seed=8, n_permutations=300)
+    assert (paired_bootstrap(a, b, 300, seed=7, n_permutations=300)
+            == paired_bootstrap(a, b, 300, seed=7, n_permutations=300))
+    assert (paired_bootstrap(a, b, 300, seed=7, n_permutations=300)
+            != paired_bootstrap(a, b, 300, seed=8, n_permutations=300))
 
 
 def test_identical_systems_have_zero_interval_and_p_one():
@@ -238,7 +240,8 @@ def test_a_verdict_that_flips_with_the_seed_for_rows_is_the_same_for_every_seed_
     a, b, clusters = borderline
     old = [paired_bootstrap(a, b, 1000, seed, ["bleu1"], n_permutations=0)["bleu1"] for seed in range(5)]
     print("\nrow bootstrap, 1,000 resamples, BLEU-1 points: "
-          + "; ".join(f"seed {s}: [{100 * d['ci95'][0]:+.3f}, {100 * d['ci95'][1]:+.3f}] {d['verdict']}" for s, d in enumerate(old)))
+          + "; ".join(f"seed {s}: [{100 * d['ci95'][0]:+.3f}, {100 * d['ci95'][1]:+.3f}] {d['verdict']}"
+                      for s, d in enumerate(old)))
     assert len({d["verdict"] for d in old}) == 2  # borderline for the row bootstrap: the seed decides
     new = [paired_bootstrap(a, b, seed=seed, keys=["bleu1"], clusters=clusters)["bleu1"] for seed in range(5)]
     print("defaults (sentence clusters, 10,000 resamples, 10,000 permutations): "
@@ -247,7 +250,8 @@ def test_a_verdict_that_flips_with_the_seed_for_rows_is_the_same_for_every_seed_
     assert len({d["verdict"] for d in new}) == 1
     for d in new:
         assert not d["verdict_near_edge"]
-        assert abs(d["ci95"][0]) > 3 * d["ci95_mc_se"][0]  # the bound's Monte-Carlo error is small against its distance to 0
+        # the bound's Monte-Carlo error is small against its distance to 0
+        assert abs(d["ci95"][0]) > 3 * d["ci95_mc_se"][0]
         assert abs(d["p_value"] - 0.05) > 3 * d["p_value_mc_se"]
 
 

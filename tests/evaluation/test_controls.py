@@ -20,7 +20,8 @@ from brain2text.evaluation.controls import (
 
 def _batch():
     g = torch.Generator().manual_seed(0)
-    meg = torch.randn(2, 3, 400, generator=g) * torch.tensor([1.0, 5.0, 0.1])[None, :, None] + torch.tensor([0.0, 3.0, -2.0])[None, :, None]
+    meg = (torch.randn(2, 3, 400, generator=g) * torch.tensor([1.0, 5.0, 0.1])[None, :, None]
+           + torch.tensor([0.0, 3.0, -2.0])[None, :, None])
     meg_mask = torch.ones(2, 400, dtype=torch.bool)
     meg_mask[1, 300:] = False
     channel_mask = torch.tensor([[True, True, True], [True, True, False]])

@@ -38,10 +38,12 @@ def test_output_shape_and_a_decoder_that_uses_meg_beats_its_controls(result):
         assert diffs["wer"]["p_value"] < 0.05 and diffs["wer"]["verdict"] == "beats", control
     # the intervals resample the 8 sentences, all subjects' rows of a sentence together
     assert out["bootstrap_unit"] == "sentence" and out["n_clusters"] == 8
-    assert out["bootstrap"]["n_rows"] == 16 and out["n_permutations"] == 10_000 and out["eval"]["bootstrap_unit"] == "sentence"
+    assert (out["bootstrap"]["n_rows"] == 16 and out["n_permutations"] == 10_000
+            and out["eval"]["bootstrap_unit"] == "sentence")
     assert out["controls"]["shuffled"]["top1"] == 0.0  # another sentence's MEG never retrieves this one
     assert out["controls"]["no_meg"]["top1"] == 0.0  # all candidates tie: ties count against the truth
-    assert len(out["examples"]) == 16 and {"reference", "prediction", "noise", "surrogate", "shuffled", "no_meg"} <= set(out["examples"][0])
+    assert (len(out["examples"]) == 16
+            and {"reference", "prediction", "noise", "surrogate", "shuffled", "no_meg"} <= set(out["examples"][0]))
     assert all(s["shuffled"] != s["reference"] for s in out["sentences"])
     assert out["synthetic"] is True and out["strategy"] == "greedy" and out["bleu_tokenizer"] == "13a"
     assert set(wer) == {"meg", "noise", "surrogate", "shuffled", "no_meg"} and len(wer["meg"]) == 16
@@ -77,12 +79,13 @@ def test_no_code_path_passes_targets_to_the_model(result):
     for a, b in zip(out["sentences"], result[0]["sentences"]):
         systems = ("prediction", "noise", "surrogate", "shuffled", "no_meg")
         assert [a[k] for k in systems] == [b[k] for k in systems]
-    assert model.seen_batches and all(b.texts == [] and b.words == [] and b.word_onsets == [] for b in model.seen_batches)
+    assert model.seen_batches and all(b.texts == [] and b.words == [] and b.word_onsets == []
+                                      for b in model.seen_batches)
 
 
 def test_max_sentences_controls_subset_and_no_retrieval():
-    out, _ = evaluate_examples(FakeModel(), FakeExampleSet(), "test", _cfg(max_sentences=5, controls=["noise"], retrieval=False),
-                               progress=False)
+    out, _ = evaluate_examples(FakeModel(), FakeExampleSet(), "test",
+                               _cfg(max_sentences=5, controls=["noise"], retrieval=False), progress=False)
     assert out["n_sentences"] == 5 and set(out["controls"]) == {"noise"} and "top1" not in out["metrics"]
 
 

@@ -32,7 +32,8 @@ def test_evaluate_command_writes_json_table_and_figure(setup, tmp_path, capsys):
                f"data.cache_dir={setup.cache_dir}", "eval.n_bootstrap=100", "eval.batch_size=4"])
     assert rc == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
-    keys = {"bleu1", "bleu2", "bleu3", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f", "bertscore_f1", "wer", "top1", "top10"}
+    keys = {"bleu1", "bleu2", "bleu3", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f", "bertscore_f1", "wer", "top1",
+            "top10"}
     assert keys <= set(result["metrics"])
     controls = ("noise", "surrogate", "shuffled", "no_meg")
     assert all(keys <= set(result["controls"][c]) for c in controls)
@@ -73,7 +74,8 @@ def test_real_model_fed_its_noise_control_decodes_as_the_noise_control(loaded):
         def __init__(self, base):
             self.__dict__.update({k: getattr(base, k) for k in ("examples", "sfreq", "synthetic", "path", "subjects")})
             self.base, ds = base, MEGDataset(base, "test")
-            self.noise = {ds.indices[p]: noise_like(collate_examples([ds[p]]), noise_seeds(cfg.eval.control_seed, [p])).meg[0].numpy()
+            self.noise = {ds.indices[p]: noise_like(collate_examples([ds[p]]),
+                                                    noise_seeds(cfg.eval.control_seed, [p])).meg[0].numpy()
                           for p in range(len(ds))}
 
         def get_meg(self, i):

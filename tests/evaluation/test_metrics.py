@@ -136,7 +136,8 @@ def test_rouge_1_and_2_equal_rouge_score():
         assert ours["rouge1_f"][i] == pytest.approx(direct["rouge1"].fmeasure, abs=1e-12), (r, h)
         assert ours["rouge2_f"][i] == pytest.approx(direct["rouge2"].fmeasure, abs=1e-12), (r, h)
     m = corpus(refs, hyps)
-    assert m["rouge1_f"] == pytest.approx(ours["rouge1_f"].mean()) and m["rouge2_f"] == pytest.approx(ours["rouge2_f"].mean())
+    assert (m["rouge1_f"] == pytest.approx(ours["rouge1_f"].mean())
+            and m["rouge2_f"] == pytest.approx(ours["rouge2_f"].mean()))
     assert rouge_f([""], [""])["rouge2_f"].tolist() == [1.0]  # both empty: a perfect match, as for ROUGE-L
 
 

@@ -148,8 +148,10 @@ def test_teacher_forced_lines_are_refused_unless_asked_and_then_flagged(tmp_path
 
 
 @pytest.mark.parametrize("text, line, problem", [
-    ("target string: a\npredicted string: b\npredicted string with tf: c\n####\n", 3, "broken block (started on line 1)"),
-    ("target string: a\npredicted string: b\n####\n\n\ntarget string: c\ntarget string: d\n", 7, "got 'target string: d'"),
+    ("target string: a\npredicted string: b\npredicted string with tf: c\n####\n", 3,
+     "broken block (started on line 1)"),
+    ("target string: a\npredicted string: b\n####\n\n\ntarget string: c\ntarget string: d\n", 7,
+     "got 'target string: d'"),
     ("target string: a\npredicted string: b\n####\nhello\n", 4, "expected 'target string:' to start a block"),
     ("target string: a\n####\n", 1, "a target string with no predicted string"),
     ("target string: a\npredicted string: b\npredicted string: c\n####\n", 3, "broken block"),

@@ -33,7 +33,8 @@ def test_infer_every_real_recording_with_a_spatial_attention_model(setup, shared
 def test_infer_bids_recording_with_events_gives_references(setup, tmp_path):
     rec = next(setup.bids_root.glob("sub-01/ses-0/meg/*_meg.fif"))
     out = tmp_path / "one.json"
-    assert main(["infer", "--model_path", str(setup.model_dir), "--input_file", str(rec), "--output_file", str(out)]) == 0
+    assert main(["infer", "--model_path", str(setup.model_dir), "--input_file", str(rec),
+                 "--output_file", str(out)]) == 0
     result = json.loads(out.read_text())
     assert isinstance(result, dict) and result["n_channels"] == 16 and result["subject"] == "01"
     assert result["scaler"] == "model (subject 01)"  # the scaler fitted at training is reused

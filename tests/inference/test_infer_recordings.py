@@ -72,7 +72,8 @@ def _bids_recording(root: Path, shared_data: Path, seconds: float = 14.0) -> Pat
     meg = root / "sub-01" / "ses-0" / "meg"
     meg.mkdir(parents=True)
     info = mne.create_info([f"MEG {i:03d}" for i in range(6)], 200.0, "mag", verbose=False)
-    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((6, int(seconds * 200))) * 1e-12, info, verbose=False)
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((6, int(seconds * 200))) * 1e-12, info,
+                          verbose=False)
     path = meg / "sub-01_ses-0_task-0_meg.fif"
     raw.save(path, verbose=False)
     part.to_csv(meg / "sub-01_ses-0_task-0_events.tsv", sep="\t", index=False)

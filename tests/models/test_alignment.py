@@ -53,7 +53,8 @@ def test_tokenize_batch_gives_ctc_targets_without_special_tokens():
     special = set(tok.all_special_ids)
     assert not special & set(targets[2, : lengths[2]].tolist())
     assert int(targets.max()) < len(tok)  # below the blank
-    assert batch.target_ids[2] == targets[2, : lengths[2]].tolist() and batch.word_ids[2][1] == tok("dog", add_special_tokens=False)["input_ids"]
+    assert (batch.target_ids[2] == targets[2, : lengths[2]].tolist()
+            and batch.word_ids[2][1] == tok("dog", add_special_tokens=False)["input_ids"])
 
 
 def test_contrastive_lower_for_aligned_than_shuffled():

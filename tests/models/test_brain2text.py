@@ -101,7 +101,8 @@ def test_batched_generation_ignores_padding(model, strategy):
         blind.texts, blind.words, blind.word_onsets = ["x"] * 3, [], []  # generation never reads the targets
         blind.target_ids, blind.ctc_targets = [[1, 2]] * 3, torch.zeros(3, 2, dtype=torch.long)
         assert model.generate(blind, dec) == together
-        assert model.generate(batch, dec, meg_mode="none") == model.generate(batch.select([1]), dec, meg_mode="none") * 3
+        assert (model.generate(batch, dec, meg_mode="none")
+                == model.generate(batch.select([1]), dec, meg_mode="none") * 3)
 
 
 def test_sequence_logprob_matches_single_scoring(model):
@@ -128,7 +129,8 @@ def test_candidate_scores_are_each_strategys_own_score(model):
     torch.testing.assert_close(joint, 0.7 * lm + 0.3 * ctc.float(), atol=1e-3, rtol=1e-4)
     # without MEG: joint is the LM (as its decoding), CTC cannot score
     none_lm = model.sequence_logprob(batch, cands, meg_mode="none")
-    torch.testing.assert_close(model.candidate_scores(batch, cands, DecodingConfig(strategy="joint"), meg_mode="none"), none_lm)
+    torch.testing.assert_close(model.candidate_scores(batch, cands, DecodingConfig(strategy="joint"), meg_mode="none"),
+                               none_lm)
     assert model.candidate_scores(batch, cands, DecodingConfig(strategy="ctc"), meg_mode="none") is None
 
 

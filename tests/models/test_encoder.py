@@ -52,7 +52,8 @@ def test_spatial_attention_any_channel_count_and_channel_mask(enc_cfg):
     # Same as the 15-channel montage alone.
     alone = enc(meg[:1, :15], mask[:1], sub[:1], pos[:1, :15])
     torch.testing.assert_close(alone.tokens[0], out.tokens[0], atol=1e-5, rtol=1e-4)
-    assert enc(torch.randn(2, 37, 50), torch.ones(2, 50, dtype=torch.bool), sub[:2], torch.rand(2, 37, 2)).tokens.shape[0] == 2
+    assert enc(torch.randn(2, 37, 50), torch.ones(2, 50, dtype=torch.bool), sub[:2],
+               torch.rand(2, 37, 2)).tokens.shape[0] == 2
 
 
 def test_errors_name_expected_and_got(enc_cfg):
@@ -68,7 +69,8 @@ def test_errors_name_expected_and_got(enc_cfg):
     with pytest.raises(ModelError, match="at least 1 real sample"):
         enc(torch.randn(2, 20, 50), torch.zeros(2, 50, dtype=torch.bool), torch.zeros(2, dtype=torch.long))
     # a window shorter than the stem kernel still gives one token
-    assert enc(torch.randn(1, 20, 2), torch.ones(1, 2, dtype=torch.bool), torch.zeros(1, dtype=torch.long)).tokens.shape[1] == 1
+    assert enc(torch.randn(1, 20, 2), torch.ones(1, 2, dtype=torch.bool),
+               torch.zeros(1, dtype=torch.long)).tokens.shape[1] == 1
     with pytest.raises(ModelError, match="sensor_positions"):
         MEGEncoder(enc_cfg)(torch.randn(2, 20, 50), mask, torch.zeros(2, dtype=torch.long))
 

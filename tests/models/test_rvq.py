@@ -94,7 +94,7 @@ def test_dead_codes_restarted_and_padding_ignored():
         rvq.codebooks.add_(1000.0)
         rvq.ema_sum.copy_(rvq.codebooks)
     for _ in range(3):
-        out = rvq(x)
+        rvq(x)
     assert int((rvq.codebooks[0].abs().amax(-1) < 100).sum()) >= 24
     assert rvq(x).usage[0] > 0.2
     # Padded tokens never enter the statistics (nor the restarts).

@@ -17,7 +17,8 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
                                    usage_decay=0.5)).train()
         for _ in range(4):
             rvq(torch.randn(3, 20, 8) + rank)
-        save_file({"codebooks": rvq.codebooks.contiguous(), "usage": rvq.usage.contiguous()}, f"{out_dir}/rank{rank}.safetensors")
+        save_file({"codebooks": rvq.codebooks.contiguous(), "usage": rvq.usage.contiguous()},
+                  f"{out_dir}/rank{rank}.safetensors")
     finally:
         dist.destroy_process_group()
 

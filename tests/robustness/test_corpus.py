@@ -76,8 +76,8 @@ class Ctx:
                 f"data.cache_dir={self.w / 'cache'}", f"decoder.model_name_or_path={self.setup.lm_dir}", *extra]
 
     def evaluate(self, *extra: str, out: Path | None = None) -> list[str]:
-        return ["evaluate", "--model_path", str(self.setup.model_dir), "--output_file", str(out or self.w / "eval.json"),
-                f"data.cache_dir={self.w / 'cache'}", *extra]
+        return ["evaluate", "--model_path", str(self.setup.model_dir),
+                "--output_file", str(out or self.w / "eval.json"), f"data.cache_dir={self.w / 'cache'}", *extra]
 
     def yaml(self, text: str) -> Path:
         path = self.w / "config.yaml"
@@ -300,7 +300,8 @@ def c_bids_root_without_subjects(ctx):
 def c_events_malformed_trial_type(ctx):
     rows = [events_row(1.0, word_trial_type("the")), events_row(1.5, "{'kind': 'word', 'word': 'cat'")]
     rec = recording_with_events(ctx.w, rows)
-    return Case(["inspect", str(rec)], ["sub-01_task-0_events.tsv", "line 3", "trial_type is not a Python dict literal"])
+    return Case(["inspect", str(rec)],
+                ["sub-01_task-0_events.tsv", "line 3", "trial_type is not a Python dict literal"])
 
 
 @case
@@ -376,7 +377,8 @@ def c_model_pytorch_bin_pickle(ctx):
 def c_model_missing_weights(ctx):
     model = ctx.model_copy()
     (model / "brain2text.safetensors").unlink()
-    return Case(ctx.infer(_good(ctx), "--sfreq", "200", model=model), ["brain2text.safetensors", "missing weights file"])
+    return Case(ctx.infer(_good(ctx), "--sfreq", "200", model=model),
+                ["brain2text.safetensors", "missing weights file"])
 
 
 @case
@@ -541,7 +543,8 @@ def c_train_bids_without_subjects(ctx):
 @case
 def c_train_bids_every_recording_flat(ctx):
     meg = ctx.w / "bids" / "sub-01" / "meg"
-    rec = recording_with_events(meg, [events_row(1.0 + 0.3 * i, word_trial_type(w)) for i, w in enumerate("a cat sat".split())])
+    rec = recording_with_events(meg, [events_row(1.0 + 0.3 * i, word_trial_type(w))
+                                      for i, w in enumerate("a cat sat".split())])
     import mne
 
     raw = mne.io.read_raw_fif(rec, preload=True, verbose=False)
@@ -606,8 +609,8 @@ def c_evaluate_output_read_only_dir(ctx):
     ro = ctx.w / "readonly"
     if not immutable_dir(ro):
         pytest.skip("cannot make a read-only folder here (root without chattr)")
-    return Case(ctx.evaluate(f"data.bids_root={ctx.setup.bids_root}", out=ro / "eval.json"), ["eval.json", "not writable"],
-                cleanup=lambda: release_dir(ro), watch=[ctx.setup.model_dir])
+    return Case(ctx.evaluate(f"data.bids_root={ctx.setup.bids_root}", out=ro / "eval.json"),
+                ["eval.json", "not writable"], cleanup=lambda: release_dir(ro), watch=[ctx.setup.model_dir])
 
 
 # ------------------------------------------------------------------------------------------ synth
@@ -664,7 +667,8 @@ def c_synth_out_read_only_dir(ctx):
 # ----------------------------------------------------------------------------- usage errors (argparse)
 @case
 def c_usage_infer_sfreq_not_a_number(ctx):
-    return Case(ctx.infer(_good(ctx), "--sfreq", "fast", script=True), ["argument --sfreq", "invalid float value"], sub=True)
+    return Case(ctx.infer(_good(ctx), "--sfreq", "fast", script=True), ["argument --sfreq", "invalid float value"],
+                sub=True)
 
 
 @case

@@ -48,8 +48,9 @@ def _hostile(marker: str) -> list[str]:
             "[" * 300 + "]" * 300, "{'a': " * 200 + "1" + "}" * 200, "9" * 5000, "1e999", "{'onset': -1e999}"]
 
 
-_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-                    st.text(max_size=12), st.sampled_from(["n/a", "nan", "None", "", "word", "sentence", "word_list"]))
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+                    st.sampled_from(["n/a", "nan", "None", "", "word", "sentence", "word_list"]))
 _info = st.dictionaries(st.sampled_from(["kind", "word", "story", "sound_id", "sequence_id", "condition", "word_index",
                                          "pronounced", "phoneme", "extra"]) | st.text(max_size=6),
                         _scalar | st.lists(_scalar, max_size=3), max_size=8)
@@ -125,8 +126,10 @@ def test_fuzz_events_parser_bytes(fuzz_dir, raw):
 
 
 # ----------------------------------------------------------------------------- .npy and sidecar
-_DESCRS = ["<f4", "<f8", ">f4", "<i2", "|u1", "<c8", "|O", "|b1", "<U3", "|V8", "<M8[s]", "<f2", "foo", "<f4x", "", "(2,)<f4"]
-_dim = st.one_of(st.integers(-3, 40), st.sampled_from([0, 1, 4097, 10**12, 2**63 - 1]), st.floats(allow_nan=True).map(str))
+_DESCRS = ["<f4", "<f8", ">f4", "<i2", "|u1", "<c8", "|O", "|b1", "<U3", "|V8", "<M8[s]", "<f2", "foo", "<f4x", "",
+           "(2,)<f4"]
+_dim = st.one_of(st.integers(-3, 40), st.sampled_from([0, 1, 4097, 10**12, 2**63 - 1]),
+                 st.floats(allow_nan=True).map(str))
 
 
 @st.composite
@@ -149,13 +152,14 @@ def npy_files(draw):
 _sidecar = st.one_of(
     st.none(),
     st.fixed_dictionaries({}, optional={
-        "sfreq": st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-5, 10**6), st.text(max_size=4),
-                           st.none(), st.booleans(), st.lists(st.integers(), max_size=2)),
+        "sfreq": st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-5, 10**6),
+                           st.text(max_size=4), st.none(), st.booleans(), st.lists(st.integers(), max_size=2)),
         "ch_names": st.one_of(st.lists(st.text(max_size=5), max_size=5), st.text(max_size=5), st.integers()),
         "ch_types": st.one_of(st.sampled_from(["mag", "grad", "eeg", "stim", "misc", "bogus", ""]),
                               st.lists(st.sampled_from(["mag", "eeg", "bogus"]), max_size=5), st.integers(), st.none()),
     }),
-    st.sampled_from(["[]", "{", "null", "\"sfreq\"", "{\"sfreq\": NaN}", "{\"sfreq\": Infinity}", "{\"sfreq\": 1e999}"]),
+    st.sampled_from(["[]", "{", "null", "\"sfreq\"", "{\"sfreq\": NaN}", "{\"sfreq\": Infinity}",
+                     "{\"sfreq\": 1e999}"]),
 )
 
 
@@ -187,8 +191,9 @@ def test_fuzz_npy_and_sidecar_reader(fuzz_dir, blob, sidecar, sfreq):
 
 
 @fuzz(60)
-@given(shape=st.tuples(st.integers(1, 6), st.integers(1, 50)), dtype=st.sampled_from(["<f4", ">f8", "<i2", "|u1", "<f2"]),
-       sidecar=_sidecar, fill=st.sampled_from(["random", "zeros", "nan", "inf", "huge"]))
+@given(shape=st.tuples(st.integers(1, 6), st.integers(1, 50)),
+       dtype=st.sampled_from(["<f4", ">f8", "<i2", "|u1", "<f2"]), sidecar=_sidecar,
+       fill=st.sampled_from(["random", "zeros", "nan", "inf", "huge"]))
 def test_fuzz_real_arrays_with_sidecars(fuzz_dir, shape, dtype, sidecar, fill):
     rng = np.random.default_rng(0)
     x = {"random": rng.standard_normal(shape), "zeros": np.zeros(shape), "huge": np.full(shape, 1e300)}.get(fill)
@@ -213,12 +218,15 @@ def _known_keys() -> dict[str, list[str]]:
 KNOWN = _known_keys()
 _leaf = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**4), st.integers(-10**30, 10**30),
                   st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
-                  st.sampled_from(["sentence", "story", "kmeans", "greedy", "joint", "mlp2x_gelu", "bf16", "no", "float32"]))
-_value = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                  st.sampled_from(["sentence", "story", "kmeans", "greedy", "joint", "mlp2x_gelu", "bf16", "no",
+                                   "float32"]))
+_value = st.recursive(_leaf, lambda inner: (st.lists(inner, max_size=3)
+                                            | st.dictionaries(st.text(max_size=5), inner, max_size=3)),
                       max_leaves=6)
 _phase = st.fixed_dictionaries({}, optional={"name": st.text(max_size=5), "steps": _leaf, "trainable": _value,
-                                             "losses": st.dictionaries(st.sampled_from(["mae", "lm", "ctc", "bogus"]), _leaf,
-                                                                       max_size=3), "lr": _leaf, "warmup_steps": _leaf})
+                                             "losses": st.dictionaries(st.sampled_from(["mae", "lm", "ctc", "bogus"]),
+                                                                       _leaf, max_size=3),
+                                             "lr": _leaf, "warmup_steps": _leaf})
 
 
 @st.composite
@@ -269,8 +277,9 @@ def test_fuzz_config_trees(fuzz_dir, tree):
 
 _override_key = st.one_of(st.sampled_from([f"{s}.{k}" for s, ks in KNOWN.items() for k in ks]),
                           st.text(alphabet=string.ascii_lowercase + "._", max_size=12))
-_override_value = st.one_of(st.text(max_size=12), st.sampled_from(["[1", "{a: 1}", ".nan", "-.inf", "!!python/object:os.system",
-                                                                   "!!binary aGk=", "&a [*a]", "0x10", "1e400", "~", "''"]))
+_override_value = st.one_of(st.text(max_size=12),
+                            st.sampled_from(["[1", "{a: 1}", ".nan", "-.inf", "!!python/object:os.system",
+                                             "!!binary aGk=", "&a [*a]", "0x10", "1e400", "~", "''"]))
 
 
 @fuzz(300)

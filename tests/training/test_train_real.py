@@ -106,11 +106,13 @@ def test_teacher_with_another_tokenizer_stops_before_any_work(tiny_yaml, real_ov
     from brain2text.models.serialization import save_model
 
     other = tmp_path / "other-llama"
-    tok = train_bpe_tokenizer(["a completely different corpus of words", "with other merges entirely"] * 4, vocab_size=280)
+    tok = train_bpe_tokenizer(["a completely different corpus of words", "with other merges entirely"] * 4,
+                              vocab_size=280)
     LlamaForCausalLM(LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
                                  intermediate_size=64, vocab_size=len(tok))).save_pretrained(other)
     tok.save_pretrained(other)
-    save_model(build_model(_cfg(tiny_yaml, real_overrides, [f"decoder.model_name_or_path={other}"])), tmp_path / "teacher")
+    save_model(build_model(_cfg(tiny_yaml, real_overrides, [f"decoder.model_name_or_path={other}"])),
+               tmp_path / "teacher")
     with pytest.raises(ConfigError, match="tokenizer differs"):
         train(_cfg(tiny_yaml, real_overrides), "distill", tmp_path / "run", teacher_dir=str(tmp_path / "teacher"))
     assert not (tmp_path / "run").exists()
@@ -151,8 +153,8 @@ def test_two_process_ddp_on_cpu_gives_identical_weights(real_overrides, tmp_path
     hashes = tmp_path / "hashes"
     hashes.mkdir()
     cmd = [torchrun, "--standalone", "--nproc_per_node", "2", str(HERE / "train_and_hash.py"), str(hashes),
-           "--config", str(REPO / "configs" / "tiny.yaml"), "--mode", "multi_phase", "--output_dir", str(tmp_path / "run"),
-           *real_overrides]
+           "--config", str(REPO / "configs" / "tiny.yaml"), "--mode", "multi_phase",
+           "--output_dir", str(tmp_path / "run"), *real_overrides]
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

@@ -25,12 +25,16 @@ def test_multi_phase_end_to_end_and_what_each_phase_changes(tmp_path):
     steps = sorted(s for s, _ in list_checkpoints(out / "checkpoints"))
     assert {4, 7, 12} <= set(steps)  # every phase ends with a checkpoint
     p1, p2, p3 = _ckpt_model(out, 4), _ckpt_model(out, 7), _ckpt_model(out, 12)
-    changed = lambda a, b, prefix: any(not torch.equal(a[k], b[k]) for k in a if k.startswith(prefix))
+
+    def changed(a, b, prefix):
+        return any(not torch.equal(a[k], b[k]) for k in a if k.startswith(prefix))
+
     # phase 2 (rvq) leaves the encoder and everything else but the RVQ unchanged
     assert not changed(p1, p2, "model.encoder.") and not changed(p1, p2, "model.subject.")
     assert not changed(p1, p2, "model.projector.") and changed(p1, p2, "model.rvq_scale")
     # phase 3 trains encoder/projector but not the subject layer (not in its trainable list)
-    assert changed(p2, p3, "model.encoder.") and changed(p2, p3, "model.projector.") and not changed(p2, p3, "model.subject.")
+    assert (changed(p2, p3, "model.encoder.") and changed(p2, p3, "model.projector.")
+            and not changed(p2, p3, "model.subject."))
     # the frozen base decoder is never saved in checkpoints
     assert not any(k.startswith("model.decoder.") for k in p3)
     for name in ("best_model", "final_model"):

@@ -63,9 +63,11 @@ class StandInModel(nn.Module):
         self.preprocessing = None
 
     def parameter_groups(self):
-        return {"subject": list(self.subject.parameters()), "encoder": list(self.encoder.parameters()) + list(self.mae_head.parameters()),
-                "rvq": [self.rvq_scale], "projector": list(self.projector.parameters()), "lora": list(self.lora.parameters()),
-                "ctc_head": list(self.ctc_head.parameters()), "word_head": [], "decoder": list(self.decoder.parameters())}
+        return {"subject": list(self.subject.parameters()),
+                "encoder": list(self.encoder.parameters()) + list(self.mae_head.parameters()),
+                "rvq": [self.rvq_scale], "projector": list(self.projector.parameters()),
+                "lora": list(self.lora.parameters()), "ctc_head": list(self.ctc_head.parameters()), "word_head": [],
+                "decoder": list(self.decoder.parameters())}
 
     def set_trainable(self, parts):
         for p in self.parameters():
@@ -82,7 +84,8 @@ class StandInModel(nn.Module):
             flat = tokens.detach().reshape(-1, self.d_model)
             self.codebook.copy_(flat[torch.randperm(flat.shape[0])[: self.codebook.shape[0]]])
             self.initted.fill_(True)
-        dist = torch.cdist(tokens.detach() * self.rvq_scale.detach(), self.codebook[None].expand(tokens.shape[0], -1, -1))
+        dist = torch.cdist(tokens.detach() * self.rvq_scale.detach(),
+                           self.codebook[None].expand(tokens.shape[0], -1, -1))
         codes = dist.argmin(-1)  # (B, T')
         quantized = self.codebook[codes]
         if self.training:  # EMA update and a random restart, like dead-code restarts
@@ -153,8 +156,9 @@ def collate(items: list[dict]) -> MEGBatch:
 def standin_data(n_train: int = 10, n_val: int = 3):
     from brain2text.training.data import TrainingData
 
-    return TrainingData(train=[make_example(i) for i in range(n_train)], val=[make_example(100 + i) for i in range(n_val)],
-                        collate=collate, preprocessing={"sfreq": 100.0, "standin": True})
+    return TrainingData(train=[make_example(i) for i in range(n_train)],
+                        val=[make_example(100 + i) for i in range(n_val)], collate=collate,
+                        preprocessing={"sfreq": 100.0, "standin": True})
 
 
 STANDIN_YAML = """
@@ -171,11 +175,14 @@ train:
   multi_phase:
     - {name: encoder_pretrain, steps: 4, trainable: [subject, encoder], losses: {mae: 1.0}, lr: 1.0e-2, warmup_steps: 1}
     - {name: rvq, steps: 3, trainable: [rvq], losses: {commit: 1.0}, lr: 1.0e-2, warmup_steps: 0}
-    - {name: end_to_end, steps: 5, trainable: [encoder, rvq, projector, lora, ctc_head], losses: {lm: 1.0, commit: 0.25, ctc: 0.3}, lr: 1.0e-2, warmup_steps: 2}
+    - {name: end_to_end, steps: 5, trainable: [encoder, rvq, projector, lora, ctc_head],
+       losses: {lm: 1.0, commit: 0.25, ctc: 0.3}, lr: 1.0e-2, warmup_steps: 2}
   full:
-    - {name: full, steps: 3, trainable: [subject, encoder, rvq, projector, lora, ctc_head], losses: {lm: 1.0, mae: 0.5, commit: 0.25, ctc: 0.3}, lr: 1.0e-2, warmup_steps: 1}
+    - {name: full, steps: 3, trainable: [subject, encoder, rvq, projector, lora, ctc_head],
+       losses: {lm: 1.0, mae: 0.5, commit: 0.25, ctc: 0.3}, lr: 1.0e-2, warmup_steps: 1}
   distill:
-    - {name: distill, steps: 3, trainable: [encoder, rvq, projector, lora], losses: {kd: 1.0, feature: 1.0, lm: 0.5}, lr: 1.0e-2, warmup_steps: 0}
+    - {name: distill, steps: 3, trainable: [encoder, rvq, projector, lora], losses: {kd: 1.0, feature: 1.0, lm: 0.5},
+       lr: 1.0e-2, warmup_steps: 0}
 """
 
 

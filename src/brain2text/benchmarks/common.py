@@ -20,7 +20,8 @@ import torch
 
 from ..utils.threads import torch_threads
 
-LIBRARIES = ("torch", "numpy", "scipy", "mne", "transformers", "peft", "accelerate", "vector-quantize-pytorch", "brain2text")
+LIBRARIES = ("torch", "numpy", "scipy", "mne", "transformers", "peft", "accelerate", "vector-quantize-pytorch",
+             "brain2text")
 
 
 @dataclass

@@ -87,7 +87,8 @@ def bench_b5(s: Settings) -> list[Result]:
                    baseline=f"MNE read + preprocess per window {base_rate:.1f} examples/s",
                    details={"examples": len(dataset), "mne_examples_timed": n_base, "timings": t,
                             "cache_build_s": round(build_s, 2), "training_data_wait": wait},
-                   extra=[{"label": "data wait % of step", "figure": wait["wait_pct"], "target": 5.0, "comparison": "<="}])]
+                   extra=[{"label": "data wait % of step", "figure": wait["wait_pct"], "target": 5.0,
+                           "comparison": "<="}])]
 
 
 def _data_wait(cfg, example_set, s: Settings) -> dict:
@@ -157,7 +158,8 @@ def bench_b6(s: Settings) -> list[Result]:
     n_chans = s.pick(208, 32)
     path = long_npy(Path(s.workdir), minutes, n_chans)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    code = "import json, sys; from brain2text.benchmarks.data import preprocess_file; print(json.dumps(preprocess_file(sys.argv[1])))"
+    code = ("import json, sys; from brain2text.benchmarks.data import preprocess_file; "
+            "print(json.dumps(preprocess_file(sys.argv[1])))")
     wall = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False)
     wall = time.perf_counter() - wall

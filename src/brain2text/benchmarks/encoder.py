@@ -61,7 +61,9 @@ def _one(name: str, sizes: dict, batch_shape: tuple, s: Settings) -> Result:
                            f"one thread, CPU time: {single['fraction_pct']:.0f}% of mm",
                   baseline=f"torch.mm {n}^3 fp32 {mm_rate / 1e9:.1f} GFLOP/s",
                   details={"single_thread_cpu_time": single, "sizes": sizes, "params": params,
-                           "batch (B, C, T)": list(batch_shape), "flops_per_step": flops, "timings": t, "flops_by_op": {str(k): int(v) for k, v in counter.get_flop_counts().get("Global", {}).items()}})
+                           "batch (B, C, T)": list(batch_shape), "flops_per_step": flops, "timings": t,
+                           "flops_by_op": {str(k): int(v)
+                                           for k, v in counter.get_flop_counts().get("Global", {}).items()}})
 
 
 def bench_b4(s: Settings) -> list[Result]:

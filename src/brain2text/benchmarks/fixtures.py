@@ -25,7 +25,8 @@ from ..utils.atomic import atomic_directory, atomic_path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The demo's model (configs/demo.yaml) with a random decoder of demo-llama's shape (pretrain-lm).
-DEMO_LM = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
+DEMO_LM = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=4)
 DEMO_MODEL = {
     "encoder": dict(d_model=128, n_heads=4, stage_layers=[2, 2], stage_downsample=[2], stem_channels=128, stem_stride=2,
                     n_subjects=4, n_spatial=64, spatial_fourier=8, dropout=0.1, attention_window=4),
@@ -40,7 +41,8 @@ def synthetic_bids(workdir: Path, seconds: float, n_chans: int = 208, sfreq: flo
     """One subject listening to lw1 for ``seconds`` (``brain2text synth``), reused when present."""
     out = Path(workdir) / f"synth-{int(seconds)}s-{n_chans}ch-{int(sfreq)}hz"
     if not (out / "dataset_description.json").is_file():
-        generate_dataset(out, SynthParams(subjects=1, stories=["lw1"], max_seconds=seconds, sfreq=sfreq, n_chans=n_chans))
+        generate_dataset(out, SynthParams(subjects=1, stories=["lw1"], max_seconds=seconds, sfreq=sfreq,
+                                          n_chans=n_chans))
     return out
 
 

@@ -21,8 +21,9 @@ from .fixtures import bench_bids, demo_config, demo_lm_dir
 
 def random_windows(n: int, n_chans: int = 208, n_times: int = 400, seed: int = 0) -> MEGBatch:
     g = torch.Generator().manual_seed(seed)
-    return MEGBatch(meg=torch.randn(n, n_chans, n_times, generator=g), meg_mask=torch.ones(n, n_times, dtype=torch.bool),
-                    subject_index=torch.zeros(n, dtype=torch.long), channel_mask=torch.ones(n, n_chans, dtype=torch.bool),
+    return MEGBatch(meg=torch.randn(n, n_chans, n_times, generator=g),
+                    meg_mask=torch.ones(n, n_times, dtype=torch.bool), subject_index=torch.zeros(n, dtype=torch.long),
+                    channel_mask=torch.ones(n, n_chans, dtype=torch.bool),
                     sensor_positions=torch.rand(1, n_chans, 2, generator=g).expand(n, n_chans, 2).clone(), sfreq=100.0)
 
 

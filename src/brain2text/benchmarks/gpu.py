@@ -130,7 +130,8 @@ def phase3(model, cfg, args, device) -> dict:
 
     with torch.no_grad(), amp:
         enc = model.encode(batch)
-        n_dec = int(model.lm_inputs(batch, enc, targets=[ids + [model.eos_id] for ids in batch.target_ids]).attention_mask.sum())
+        n_dec = int(model.lm_inputs(batch, enc,
+                                    targets=[ids + [model.eos_id] for ids in batch.target_ids]).attention_mask.sum())
         n_meg = int(enc.mask.sum())
     return measure(f"phase 3 ({phase.name}: {', '.join(phase.trainable)}; losses {phase.losses})", model, step, device,
                    args, {"decoder_tokens": n_dec, "meg_tokens": n_meg})

@@ -55,7 +55,8 @@ def bench_b8(s: Settings) -> list[Result]:
         runs[name] = {"seconds": round(seconds, 2), "x_real_time": float(duration / seconds),
                       "segments": len(result["segments"]), "threads": n_threads, "strategy": strategy}
     main = runs[default]
-    return [Result("B8", f"inference end to end, {duration / 60:.1f}-min recording ({default} decoding)", main["x_real_time"],
+    return [Result("B8", f"inference end to end, {duration / 60:.1f}-min recording ({default} decoding)",
+                   main["x_real_time"],
                    "x", 10.0, measured=f"{main['seconds']:.1f} s for {duration:.0f} s of MEG ({main['segments']} "
                                        "sentences); "
                    f"greedy {runs['greedy']['seconds']:.1f} s ({runs['greedy']['x_real_time']:.1f}x); {default} on "

@@ -68,7 +68,8 @@ def bench_b1_b3(s: Settings) -> list[Result]:
         codes = ours.encode(x)
         lib_codes = lib(x)[1] if lib is not None else None
         one = single_thread_cpu(fns, s.pick(2, 1))
-    b3 = Result("B3", "RVQ nearest-code search efficiency", t["torch_mm"]["median_s"] / t["ours"]["median_s"] * 100, "%", 70.0,
+    b3 = Result("B3", "RVQ nearest-code search efficiency", t["torch_mm"]["median_s"] / t["ours"]["median_s"] * 100,
+                "%", 70.0,
                 measured=f"{flops / t['ours']['median_s'] / 1e9:.1f} GFLOP/s (2NKD per level, {sz['n_q']} levels); "
                          f"one thread, CPU time: {one['torch_mm'] / one['ours'] * 100:.0f}%",
                 baseline=f"torch.mm same shapes {flops / t['torch_mm']['median_s'] / 1e9:.1f} GFLOP/s",
@@ -82,7 +83,8 @@ def bench_b1_b3(s: Settings) -> list[Result]:
                 measured=f"{n / t['ours']['median_s']:,.0f} tokens/s; one thread, CPU time: "
                          f"{one['library'] / one['ours']:.1f}x",
                 baseline=f"vector-quantize-pytorch ResidualVQ {n / t['library']['median_s']:,.0f} tokens/s",
-                details={"sizes": sz, "timings": t, "single_thread_cpu_s": one, "index_agreement_pct": agree, "per_level_agreement_pct": per_level},
+                details={"sizes": sz, "timings": t, "single_thread_cpu_s": one, "index_agreement_pct": agree,
+                         "per_level_agreement_pct": per_level},
                 extra=[{"label": "index agreement %", "figure": agree, "target": 100.0, "comparison": ">="}])
     return [b1, b3]
 

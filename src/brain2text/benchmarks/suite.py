@@ -126,11 +126,13 @@ def markdown(record: dict) -> str:
         lines[0] += (f" {', '.join(rerun['ids'])} rerun alone {rerun['started']} (load average "
                      f"{rerun['load_average_start']} at start, {rerun['load_average_end']} at end).")
     lines += ["",
-             "| # | benchmark | brain2text | baseline (same run) | figure | target | met |", "|---|---|---|---|---|---|---|"]
+             "| # | benchmark | brain2text | baseline (same run) | figure | target | met |",
+             "|---|---|---|---|---|---|---|"]
     for r in record["results"]:
         met = {True: "yes", False: "**no**", None: "report"}[r["passed"]]
         measured = r["measured"] if not r["error"] else f"error: {r['error']}"
-        lines.append(f"| {r['id']} | {r['name']} | {measured} | {r['baseline']} | {_figure(r)} | {_target(r)} | {met} |")
+        lines.append(f"| {r['id']} | {r['name']} | {measured} | {r['baseline']} | {_figure(r)} | {_target(r)} "
+                     f"| {met} |")
     mem = record.get("full_size_memory", {}).get("memory_gb")
     if mem:
         lines += ["", "Full-size configuration (LLaMA-2-7B + LoRA r=8, encoder 12 x 768, RVQ 8 x 8192 x 256), "

@@ -78,7 +78,8 @@ def _inspect_bids(root: Path) -> dict:
         items.append({**_entities(rec), **item})
     out = _summarise(items, skipped)
     desc = read_description(root)
-    out.update({"kind": "bids", "path": str(root), "name": desc.get("Name"), "synthetic": desc.get("Synthetic") is True})
+    out.update({"kind": "bids", "path": str(root), "name": desc.get("Name"),
+                "synthetic": desc.get("Synthetic") is True})
     return out
 
 

@@ -54,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(record, indent=2))
     else:
         print(f"decoder in {out}: {record['n_parameters']:,} parameters, {record['n_sentences']} training sentences, "
-              f"held-out (val) perplexity {record['heldout_val_perplexity']}, trained in {record['training_seconds']} s")
+              f"held-out (val) perplexity {record['heldout_val_perplexity']}, "
+              f"trained in {record['training_seconds']} s")
     return 0

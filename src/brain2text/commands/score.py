@@ -32,11 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output_file", required=True, help="score JSON (written atomically; nothing written on error)")
     defaults = EvalConfig()
     p.add_argument("--bootstrap_unit", default="sentence", choices=["sentence", "row"],
-                   help="resample sentence clusters (see --groups) or rows (only right when no two rows share a sentence)")
+                   help="resample sentence clusters (see --groups) or rows "
+                        "(only right when no two rows share a sentence)")
     p.add_argument("--n_bootstrap", type=int, default=defaults.n_bootstrap, help="paired bootstrap resamples")
     p.add_argument("--n_permutations", type=int, default=defaults.n_permutations,
                    help="paired permutation test resamples (0 = no p-values)")
-    p.add_argument("--seed", type=int, default=defaults.bootstrap_seed, help="seed of the bootstrap and the permutations")
+    p.add_argument("--seed", type=int, default=defaults.bootstrap_seed,
+                   help="seed of the bootstrap and the permutations")
     p.add_argument("--wer_normalization", "--wer-normalization", default=defaults.wer_normalization,
                    choices=["default", "none"],
                    help="WER on lowercased text without punctuation ('default') or on the text as written, whitespace "

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(rec: dict) -> None:
         if not args.json:
-            print(f"  sub-{rec['subject']} task-{rec['task']} ({rec['story']}): {rec['seconds']:.0f} s", file=sys.stderr)
+            print(f"  sub-{rec['subject']} task-{rec['task']} ({rec['story']}): {rec['seconds']:.0f} s",
+                  file=sys.stderr)
 
     summary = generate_dataset(args.out, params, text_dir=args.text_dir, progress=progress)
     summary["generation_seconds"] = round(time.perf_counter() - start, 2)

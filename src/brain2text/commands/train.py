@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     best = result.best
     print(f"done: {result.global_step} steps in {args.output_dir} ({speeds})")
     if best.get("value") is not None:
-        print(f"best_model: {best['metric']}={best['value']:.4g} at step {best['step']} -> {args.output_dir}/best_model")
+        print(f"best_model: {best['metric']}={best['value']:.4g} at step {best['step']} "
+              f"-> {args.output_dir}/best_model")
     print(f"final_model: {args.output_dir}/final_model")
     return 0

@@ -24,11 +24,14 @@ def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclas
 # ----------------------------------------------------------------------------------------- data
 @dataclass
 class DataConfig:
-    bids_root: str = _help("Root of the BIDS dataset (MEG-MASC download or `brain2text synth` output). Edit this.", "data/meg_masc")
-    cache_dir: str = _help("Where preprocessed examples are cached (memory-mapped arrays + JSON manifest).", ".cache/brain2text")
+    bids_root: str = _help("Root of the BIDS dataset (MEG-MASC download or `brain2text synth` output). "
+                           "Edit this.", "data/meg_masc")
+    cache_dir: str = _help("Where preprocessed examples are cached (memory-mapped arrays + JSON manifest).",
+                           ".cache/brain2text")
     subjects: list[str] = _help("Subjects to use (BIDS labels without 'sub-'); empty = all.", factory=list)
     stories: list[str] = _help("Stories to use; empty = all found in the events.", factory=list)
-    include_word_lists: bool = _help("Keep MEG-MASC's word_list blocks as (labelled) examples; they are not sentences.", False)
+    include_word_lists: bool = _help("Keep MEG-MASC's word_list blocks as (labelled) examples; they are not "
+                                     "sentences.", False)
     # --- splits (decided on text, identical for every subject)
     split: str = _help("'sentence' (stable hash of the normalised sentence) or 'story' (held-out stories).", "sentence")
     val_fraction: float = _help("Share of sentences in validation (split=sentence).", 0.1)
@@ -44,7 +47,8 @@ class DataConfig:
                                      "none.", factory=lambda: [50.0])
     sfreq: float = _help("Target sampling rate after resampling (Hz). 100 Hz is brainmagick's choice.", 100.0)
     clamp: float = _help("After robust scaling, clamp values to +-clamp (Defossez et al. 2023 use 20).", 20.0)
-    meg_delay: float = _help("Shift the MEG window this many seconds after the stimulus (brain responses lag ~150 ms).", 0.15)
+    meg_delay: float = _help("Shift the MEG window this many seconds after the stimulus (brain responses lag "
+                             "~150 ms).", 0.15)
     margin_before: float = _help("Seconds of MEG kept before the first word onset of a sentence.", 0.2)
     margin_after: float = _help("Seconds of MEG kept after the last word offset of a sentence.", 0.5)
     max_window: float = _help("Sentences whose window exceeds this many seconds are skipped (counted).", 12.0)
@@ -85,8 +89,10 @@ class EncoderConfig:
     n_chans: int = _help("Input channels when spatial attention is off (MEG-MASC: 208).", 208)
     d_model: int = _help("Transformer width.", 768)
     n_heads: int = _help("Attention heads.", 12)
-    stage_layers: list[int] = _help("Transformer layers per hierarchical stage (sum = total layers).", factory=lambda: [4, 4, 4])
-    stage_downsample: list[int] = _help("Time downsampling before each stage after the first (len = stages - 1).", factory=lambda: [2, 2])
+    stage_layers: list[int] = _help("Transformer layers per hierarchical stage (sum = total layers).",
+                                    factory=lambda: [4, 4, 4])
+    stage_downsample: list[int] = _help("Time downsampling before each stage after the first (len = stages - 1).",
+                                        factory=lambda: [2, 2])
     stem_channels: int = _help("Channels of the convolutional stem.", 320)
     stem_kernel: int = _help("Kernel size (samples) of the stem convolutions.", 7)
     stem_stride: int = _help("Total time stride of the stem. 100 Hz / 2 stem / 2 / 2 = 12.5 tokens/s into the RVQ.", 2)
@@ -142,7 +148,8 @@ class RVQConfig:
     ema_decay: float = _help("EMA decay of codebook statistics.", 0.99)
     init: str = _help("Codebook init: 'kmeans' (on the first batch), 'data' (random samples), 'random'.", "kmeans")
     kmeans_iters: int = _help("k-means iterations for init='kmeans'.", 10)
-    dead_code_threshold: float = _help("Restart a code whose EMA usage (expected uses per step) falls below this.", 0.01)
+    dead_code_threshold: float = _help("Restart a code whose EMA usage (expected uses per step) falls below this.",
+                                       0.01)
     usage_decay: float = _help("EMA decay of per-code usage used to find dead codes.", 0.99)
     enabled: bool = _help("Quantize (True) or pass encoder features through continuously (ablation).", True)
 
@@ -167,7 +174,8 @@ class ProjectorConfig:
 # ------------------------------------------------------------------------------------- decoder
 @dataclass
 class DecoderConfig:
-    model_name_or_path: str = _help("Local directory or hub id of a causal LM (from_pretrained).", "meta-llama/Llama-2-7b-hf")
+    model_name_or_path: str = _help("Local directory or hub id of a causal LM (from_pretrained).",
+                                    "meta-llama/Llama-2-7b-hf")
     dtype: str = _help("Weights dtype: float32, bfloat16 or float16.", "bfloat16")
     lora_r: int = _help("LoRA rank.", 8)
     lora_alpha: int = _help("LoRA alpha.", 16)
@@ -207,9 +215,12 @@ class DecodingConfig:
                           "(LLM beam + CTC prefix score), 'rescore' (the CTC and LLM n-best lists rescored with both) "
                           "or 'fusion' (CTC prefix beam + LLM shallow fusion); see decoding/strategies.py.", "beam")
     num_beams: int = _help("Beam width for beam and joint decoding.", 4)
-    ctc_weight: float = _help("Joint and rescore decoding: weight of the CTC score (0 = LLM beam, 1 = CTC prefix beam).", 0.5)
-    length_penalty: float = _help("Length penalty for beam search (the score is divided by length ** length_penalty).", 1.0)
-    lm_weight: float = _help("Fusion decoding: weight of the LLM score added to the CTC score (0 = CTC prefix beam).", 0.3)
+    ctc_weight: float = _help("Joint and rescore decoding: weight of the CTC score (0 = LLM beam, 1 = CTC prefix "
+                              "beam).", 0.5)
+    length_penalty: float = _help("Length penalty for beam search (the score is divided by length ** "
+                                  "length_penalty).", 1.0)
+    lm_weight: float = _help("Fusion decoding: weight of the LLM score added to the CTC score (0 = CTC prefix "
+                             "beam).", 0.3)
     length_bonus: float = _help("Fusion decoding: added to the score per emitted token (word insertion bonus; negative "
                                 "= penalty).", 0.0)
     repetition_penalty: float = _help("Repetition penalty for LLM decoding (1 = none).", 1.0)

@@ -46,20 +46,26 @@ class PhaseConfig:
 
 def _default_multi_phase() -> list[PhaseConfig]:
     return [
-        PhaseConfig(name="encoder_pretrain", steps=50_000, trainable=["subject", "encoder"], losses={"mae": 1.0}, lr=3e-4, warmup_steps=1000),
-        PhaseConfig(name="rvq", steps=30_000, trainable=["rvq"], losses={"commit": 1.0, "entropy": 0.1}, lr=3e-4, warmup_steps=500),
-        PhaseConfig(name="end_to_end", steps=100_000, trainable=["subject", "encoder", "rvq", "projector", "lora", "ctc_head"],
+        PhaseConfig(name="encoder_pretrain", steps=50_000, trainable=["subject", "encoder"], losses={"mae": 1.0},
+                    lr=3e-4, warmup_steps=1000),
+        PhaseConfig(name="rvq", steps=30_000, trainable=["rvq"], losses={"commit": 1.0, "entropy": 0.1}, lr=3e-4,
+                    warmup_steps=500),
+        PhaseConfig(name="end_to_end", steps=100_000,
+                    trainable=["subject", "encoder", "rvq", "projector", "lora", "ctc_head"],
                     losses={"lm": 1.0, "commit": 0.25, "ctc": 0.3}, lr=1e-4, warmup_steps=2000),
     ]
 
 
 def _default_full() -> list[PhaseConfig]:
-    return [PhaseConfig(name="full", steps=100_000, trainable=["subject", "encoder", "rvq", "projector", "lora", "ctc_head"],
-                        losses={"lm": 1.0, "mae": 0.5, "commit": 0.25, "entropy": 0.1, "ctc": 0.3}, lr=1e-4, warmup_steps=2000)]
+    return [PhaseConfig(name="full", steps=100_000,
+                        trainable=["subject", "encoder", "rvq", "projector", "lora", "ctc_head"],
+                        losses={"lm": 1.0, "mae": 0.5, "commit": 0.25, "entropy": 0.1, "ctc": 0.3}, lr=1e-4,
+                        warmup_steps=2000)]
 
 
 def _default_distill() -> list[PhaseConfig]:
-    return [PhaseConfig(name="distill", steps=50_000, trainable=["subject", "encoder", "rvq", "projector", "lora", "ctc_head"],
+    return [PhaseConfig(name="distill", steps=50_000,
+                        trainable=["subject", "encoder", "rvq", "projector", "lora", "ctc_head"],
                         losses={"kd": 1.0, "feature": 1.0, "lm": 0.5, "commit": 0.25}, lr=1e-4, warmup_steps=1000)]
 
 

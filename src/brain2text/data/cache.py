@@ -236,7 +236,8 @@ def _scaler_group(rec: dict) -> str:
 
 
 def _fit_scalers(tmp: Path, recs: list[dict], examples: list[dict]) -> dict:
-    arrays = {i: np.load(tmp / r["file"], mmap_mode="r", allow_pickle=False) for i, r in enumerate(recs) if r is not None}
+    arrays = {i: np.load(tmp / r["file"], mmap_mode="r", allow_pickle=False)
+              for i, r in enumerate(recs) if r is not None}
     scalers = {}
     for group in sorted({_scaler_group(r) for r in recs if r is not None}):
         members = [i for i, r in enumerate(recs) if r is not None and _scaler_group(r) == group]

@@ -87,5 +87,5 @@ def build_dataloader(example_set: ExampleSet, split: str, batch_size: int, shuff
     """A DataLoader of :class:`MEGBatch` for ``split``; the shuffle order depends only on ``seed``."""
     generator = torch.Generator().manual_seed(int(seed))
     return DataLoader(MEGDataset(example_set, split), batch_size=batch_size, shuffle=shuffle,
-                      collate_fn=partial(collate_examples, tokenizer=tokenizer), generator=generator, num_workers=num_workers,
-                      drop_last=drop_last, persistent_workers=False)
+                      collate_fn=partial(collate_examples, tokenizer=tokenizer), generator=generator,
+                      num_workers=num_workers, drop_last=drop_last, persistent_workers=False)

@@ -1,10 +1,10 @@
 """Preprocessing as pure functions (braindecode's ``preprocessing/``): filters, resampling, scaling.
 
-Order: notch (only line frequencies the later steps leave, :func:`notch_needed`) -> band-pass at the original rate -> polyphase resampling -> (later, once the split
-is known) robust scaling and clamping. Filtering is MNE's zero-phase FIR (``filter_data``,
-``notch_filter``) and resampling MNE's polyphase ``resample``, which also low-passes against
-aliasing. A recording is processed a few channels at a time (:func:`chunk_channels_for`), so a one-hour
-208-channel 1 kHz file never sits in memory as float64 (6 GB); see ``CHUNK_BUDGET_BYTES``.
+Order: notch (only line frequencies the later steps leave, :func:`notch_needed`) -> band-pass at the original rate ->
+polyphase resampling -> (later, once the split is known) robust scaling and clamping. Filtering is MNE's
+zero-phase FIR (``filter_data``, ``notch_filter``) and resampling MNE's polyphase ``resample``, which also
+low-passes against aliasing. A recording is processed a few channels at a time (:func:`chunk_channels_for`),
+so a one-hour 208-channel 1 kHz file never sits in memory as float64 (6 GB); see ``CHUNK_BUDGET_BYTES``.
 """
 
 from __future__ import annotations

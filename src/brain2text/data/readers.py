@@ -142,7 +142,8 @@ def _check_kit_size(path: Path, raw: mne.io.BaseRaw) -> None:
     if not dirs or "nchan" not in extras or "n_samples" not in extras:
         return
 
-    need = int(dirs[KIT.DIR_INDEX_RAW_DATA]["offset"]) + int(extras["n_samples"]) * int(extras["nchan"]) * extras["dtype"].itemsize
+    need = (int(dirs[KIT.DIR_INDEX_RAW_DATA]["offset"])
+            + int(extras["n_samples"]) * int(extras["nchan"]) * extras["dtype"].itemsize)
     have = path.stat().st_size
     if have < need:
         _fail(path, f"truncated: the header promises {int(extras['n_samples'])} samples of {int(extras['nchan'])} "

@@ -91,7 +91,8 @@ def add_meg_special_tokens(tokenizer) -> int:
         added += tokenizer.add_special_tokens({"pad_token": "<pad>"})
     missing = [t for t in SPECIAL_TOKENS if t not in tokenizer.get_vocab()]
     if missing:
-        added += tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+        added += tokenizer.add_special_tokens({"additional_special_tokens": missing},
+                                              replace_extra_special_tokens=False)
     return added
 
 

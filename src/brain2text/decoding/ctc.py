@@ -200,7 +200,8 @@ class CTCPrefixScorer:
         x = self.x
         r = x.new_full((x.shape[0], 2, 1), NEG_INF)
         r[:, 1, 0] = torch.cumsum(x[:, self.blank], dim=0)
-        return CTCPrefixState(r, x.new_zeros(1), torch.full((1,), -1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+        return CTCPrefixState(r, x.new_zeros(1), torch.full((1,), -1, dtype=torch.long),
+                              torch.zeros(1, dtype=torch.long))
 
     def score(self, state: CTCPrefixState, candidate_ids: Tensor) -> tuple[Tensor, CTCPrefixState]:
         """Scores ``(M, K)`` of prefixes ``state`` extended by ``candidate_ids`` ``(M, K)`` (or ``(K,)``

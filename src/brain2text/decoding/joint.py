@@ -101,7 +101,8 @@ def joint_beam_search(
     if ctc_weight > 0:
         scorer = CTCPrefixScorer(ctc_log_probs, blank, eos_id=eos_id, length=ctc_length)
     hyps = _beam_search(
-        lm_step_fn, bos_ids, eos_id, beam, max_len, length_penalty, scorer=scorer, ctc_weight=ctc_weight, pre_beam=pre_beam
+        lm_step_fn, bos_ids, eos_id, beam, max_len, length_penalty, scorer=scorer, ctc_weight=ctc_weight,
+        pre_beam=pre_beam
     )
     return hyps[0][0]
 
@@ -314,7 +315,8 @@ def ctc_fusion_beam_search(
     prefixes: list[tuple[int, ...]] = [()]
     p_b, p_nb, fuse = lp.new_zeros(1), lp.new_full((1,), NEG_INF), lp.new_zeros(1)
     for x in lp:
-        ext_fuse = bonus[None, :] if lm_weight == 0 else lm_rows(prefixes)[:, :n_classes] + bonus  # the LM keeps its threads
+        # the LM keeps its threads
+        ext_fuse = bonus[None, :] if lm_weight == 0 else lm_rows(prefixes)[:, :n_classes] + bonus
         with single_thread():  # the search's own ops are tiny
             prefixes, p_b, p_nb, fuse = prefix_beam_step(x, blank, beam, prune_topk, prefixes, p_b, p_nb,
                                                          fuse=fuse, ext_fuse=ext_fuse)

@@ -22,7 +22,8 @@ from ..data.batch import pad_token_ids
 from .ctc import checked_log_probs
 
 
-def ctc_sequence_log_prob(log_probs: Tensor, candidates: list[list[int]], blank: int, length: int | None = None) -> Tensor:
+def ctc_sequence_log_prob(log_probs: Tensor, candidates: list[list[int]], blank: int,
+                          length: int | None = None) -> Tensor:
     """``log P_CTC(y | x)`` ``(K,)`` for each candidate ``y``; ``log_probs`` ``(T, V)`` of one example,
     ``length`` its valid frames (default all)."""
     lp = checked_log_probs(log_probs, blank, length)

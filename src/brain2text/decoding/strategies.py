@@ -118,7 +118,8 @@ def _joint_decode(model, batch, enc, decoding) -> list[list[int]]:
         lengths = enc.mask.sum(1).tolist()
         return [rescore_nbest(step(i), partial(lm_sequence_log_prob, model.decoder, contexts[i], model.embed,
                                                eos_id=model.eos_id),
-                              enc.ctc_log_probs[i], ctc_weight=decoding.ctc_weight, ctc_length=int(lengths[i]), **common)
+                              enc.ctc_log_probs[i], ctc_weight=decoding.ctc_weight, ctc_length=int(lengths[i]),
+                              **common)
                 for i in range(len(batch))]
     if enc is None:
         return joint_decode_batch(step, None, None, len(batch), ctc_weight=0.0, **common)

@@ -194,7 +194,8 @@ def evaluate_examples(model, example_set, split: str, cfg: Config, progress: boo
         try:
             donors = derangement(references, [ex["subject"] for ex in examples], cfg.eval.control_seed)
         except ValueError as exc:
-            raise Brain2TextError(f"shuffled control impossible on the {split!r} split: {exc}", example_set.path) from None
+            raise Brain2TextError(f"shuffled control impossible on the {split!r} split: {exc}",
+                                  example_set.path) from None
     model.eval()
     runs = {name: run_system(model, dataset.__getitem__, n, name, cfg.decoding, cfg.eval.batch_size,
                              cfg.eval.control_seed, donors, candidates, true_index, progress)

@@ -205,7 +205,8 @@ def wer_statistics(references: Sequence[str], predictions: Sequence[str],
 
 
 def rouge_f(references: Sequence[str], predictions: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per-sentence ROUGE-1, ROUGE-2 and ROUGE-L F-measures: ``{"rouge1_f": (N,), "rouge2_f": ..., "rougeL_f": ...}``."""
+    """Per-sentence ROUGE-1, ROUGE-2 and ROUGE-L F-measures:
+    ``{"rouge1_f": (N,), "rouge2_f": ..., "rougeL_f": ...}``."""
     scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS.values()), use_stemmer=True)
     tokenizer = tokenizers.DefaultTokenizer(use_stemmer=False)
     out = {key: np.ones(len(references), dtype=np.float64) for key in ROUGE_KEYS}
@@ -362,7 +363,8 @@ def metrics_info(bertscore_model: str | None = MINILM, bertscore_num_layers: int
         normalisation["wer"] = WER_AS_WRITTEN
     return {
         "bleu_tokenizer": BLEU_TOKENIZER,
-        "bertscore_backbone": None if bertscore_model is None else bertscore_name(bertscore_model, bertscore_num_layers),
+        "bertscore_backbone": (None if bertscore_model is None
+                               else bertscore_name(bertscore_model, bertscore_num_layers)),
         "wer_normalization": wer_normalization,
         "normalisation": normalisation,
     }

@@ -139,7 +139,8 @@ def comparison_table(columns: dict[str, dict], differences: dict[str, dict], sys
     rows += [_row([label[k], *[pct(columns[n].get(k)) for n in systems]]) for k in keys]
     if differences:
         head = [f"{system} {MINUS} {names.get(n, n) if names else n}" for n in differences]
-        rows += ["", f"{system} minus each, in percentage points: difference [95% interval], permutation p: verdict", "",
+        rows += ["", f"{system} minus each, in percentage points: difference [95% interval], permutation p: "
+                     "verdict", "",
                  _row(["metric", *head]), "|---|" + "---|" * len(head)]
         rows += [_row([label[k], *[difference_cell(differences[n].get(k), k) for n in differences]])
                  for k in keys if any(k in differences[n] for n in differences)]
@@ -182,7 +183,8 @@ def intervals_line(result: dict) -> str:
     b = result.get("bootstrap")
     if not b:
         return f"paired bootstrap, {result.get('n_bootstrap')} resamples, seed {result.get('bootstrap_seed')}"
-    unit = {"sentence": "sentences", "subject_sentence": "sentences x subjects (two-way)", "row": "rows"}[b["bootstrap_unit"]]
+    unit = {"sentence": "sentences", "subject_sentence": "sentences x subjects (two-way)",
+            "row": "rows"}[b["bootstrap_unit"]]
     clusters = "" if b["bootstrap_unit"] == "row" else f" in {b['n_clusters']} sentence clusters"
     subjects = f", {b['n_subjects']} subjects" if b.get("n_subjects") else ""
     return (f"paired bootstrap over {unit} ({b['n_rows']} rows{clusters}{subjects}), {b['n_bootstrap']} resamples; "

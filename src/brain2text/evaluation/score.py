@@ -274,7 +274,8 @@ def _clusters(refs: list[str], unit: str, groups: str | None):
     n = len(refs)
     if unit == "row":
         if groups is not None:
-            raise Brain2TextError("--groups and --bootstrap_unit row contradict each other (row resamples rows)", groups)
+            raise Brain2TextError("--groups and --bootstrap_unit row contradict each other (row resamples rows)",
+                                  groups)
         return make_clusters("row", n), f"rows resampled independently (no grouping): {n} rows"
     if unit != "sentence":
         raise Brain2TextError(f"score supports the bootstrap units sentence and row, not {unit!r} "

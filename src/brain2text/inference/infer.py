@@ -107,7 +107,8 @@ def match_channels(path: Path, ch_names: list[str], view: ModelView) -> list[int
                     path)
 
 
-def _scale(path: Path, x: np.ndarray, ch_names: list[str], subject: str | None, view: ModelView) -> tuple[np.ndarray, str]:
+def _scale(path: Path, x: np.ndarray, ch_names: list[str], subject: str | None,
+           view: ModelView) -> tuple[np.ndarray, str]:
     stored = view.scalers.get(scaler_key(subject, ch_names)) if subject is not None else None
     if stored is not None:
         median, iqr = np.asarray(stored["median"], np.float32), np.asarray(stored["iqr"], np.float32)

@@ -26,6 +26,7 @@ def load_model(model_path: str | os.PathLike, device: str = "cpu"):
     try:
         model.to(device)
     except (RuntimeError, AssertionError) as exc:
-        raise ModelError(f"cannot move the model to device {device!r} ({' '.join(str(exc).split())[:120]})", path) from None
+        raise ModelError(f"cannot move the model to device {device!r} ({' '.join(str(exc).split())[:120]})",
+                         path) from None
     model.eval()
     return model

@@ -83,7 +83,8 @@ def resize_for_tokenizer(model, n_tokens: int) -> None:
     model.resize_token_embeddings(n_tokens, mean_resizing=False)
     if n_tokens > old:
         with torch.no_grad():
-            for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings()) if e is not None}.values():
+            for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())
+                        if e is not None}.values():
                 emb.weight[old:] = emb.weight[:old].float().mean(0).to(emb.weight.dtype)
 
 
@@ -104,7 +105,8 @@ def apply_lora(model, cfg: DecoderConfig, adapter_dir: str | os.PathLike | None 
     try:
         return get_peft_model(model, lora_config(cfg))
     except ValueError as exc:
-        raise ModelError(f"decoder.lora_target_modules {cfg.lora_target_modules} do not fit the decoder ({exc})") from None
+        raise ModelError(f"decoder.lora_target_modules {cfg.lora_target_modules} do not fit the decoder "
+                         f"({exc})") from None
 
 
 def build_decoder(cfg: DecoderConfig, n_tokens: int, base_path: str | None = None, adapter_dir=None):

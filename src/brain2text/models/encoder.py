@@ -117,7 +117,8 @@ class MEGEncoder(nn.Module):
         # An MLP, not a single matrix: a linear map of d_model features is rank-limited at small widths
         # and learned the masked spans markedly slower (measured on the tiny config).
         d_hidden = cfg.ffn_mult * cfg.d_model
-        self.mae_head = nn.Sequential(nn.Linear(cfg.d_model, d_hidden), nn.GELU(), nn.Linear(d_hidden, cfg.total_stride * n_in))
+        self.mae_head = nn.Sequential(nn.Linear(cfg.d_model, d_hidden), nn.GELU(),
+                                      nn.Linear(d_hidden, cfg.total_stride * n_in))
         self.mae_spatial = SpatialDecoder(cfg.n_spatial, cfg.spatial_fourier) if cfg.spatial_attention else None
 
     @staticmethod

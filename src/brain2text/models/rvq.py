@@ -111,7 +111,8 @@ class ResidualVQ(nn.Module):
         super().__init__()
         self.cfg = cfg
         n_q, k, d = cfg.n_codebooks, cfg.codebook_size, cfg.dim
-        self.in_proj = nn.Sequential(nn.Linear(input_dim, d), nn.LayerNorm(d, elementwise_affine=False)) if input_dim else None
+        self.in_proj = (nn.Sequential(nn.Linear(input_dim, d), nn.LayerNorm(d, elementwise_affine=False))
+                        if input_dim else None)
         init = torch.randn(n_q, k, d) / d**0.5
         if cfg.ema:
             self.register_buffer("codebooks", init)

@@ -10,8 +10,9 @@
     decoder.safetensors      only when a phase trained the whole decoder: its non-LoRA weights
 
 The base decoder is *not* copied: ``decoder_base`` records the directory (or hub id) it was loaded
-from, and :func:`load_model` reloads it from there (a missing base is a clear :class:`ModelError`). A relative ``decoder_base`` is tried
-against the model directory first, so a model and its base can travel together.
+from, and :func:`load_model` reloads it from there (a missing base is a clear :class:`ModelError`). A
+relative ``decoder_base`` is tried against the model directory first, so a model and its base can travel
+together.
 Loading refuses any pickle-capable file (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``, ``*.ckpt``).
 """
 

@@ -27,8 +27,9 @@ class SplicedInputs:
 
 
 def splice_meg(embed: Callable[[torch.Tensor], torch.Tensor], prefix_ids: list[int], *, meg: torch.Tensor | None = None,
-               meg_lengths: torch.Tensor | None = None, suffix_ids: list[int] = (), targets: list[list[int]] | None = None,
-               target_inputs: list[list[int]] | None = None, pad_side: str = "right",
+               meg_lengths: torch.Tensor | None = None, suffix_ids: list[int] = (),
+               targets: list[list[int]] | None = None, target_inputs: list[list[int]] | None = None,
+               pad_side: str = "right",
                batch_size: int | None = None) -> SplicedInputs:
     """Build decoder inputs.
 
@@ -60,7 +61,8 @@ def splice_meg(embed: Callable[[torch.Tensor], torch.Tensor], prefix_ids: list[i
         labels.append(ids(lab))
     length = max(s.shape[0] for s in seqs)
     embeds = torch.stack([_pad(s, length, pad_side, 0.0) for s in seqs])  # (B, L, H)
-    mask = torch.stack([_pad(torch.ones(s.shape[0], dtype=torch.long, device=device), length, pad_side, 0) for s in seqs])
+    mask = torch.stack([_pad(torch.ones(s.shape[0], dtype=torch.long, device=device), length, pad_side, 0)
+                        for s in seqs])
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     lab = torch.stack([_pad(x, length, pad_side, IGNORE_INDEX) for x in labels]) if targets is not None else None
     return SplicedInputs(embeds, mask, positions, lab)
@@ -93,7 +95,8 @@ class CachedLMStep:
             ctx = self.context.expand(n, -1, -1)
             if length:
                 ctx = torch.cat([ctx, self.embed(torch.tensor(prefixes, device=device)).to(ctx.dtype)], 1)
-            out = self.decoder(inputs_embeds=ctx, attention_mask=torch.ones(ctx.shape[:2], dtype=torch.long, device=device),
+            out = self.decoder(inputs_embeds=ctx,
+                               attention_mask=torch.ones(ctx.shape[:2], dtype=torch.long, device=device),
                                use_cache=True)
         self.cache, self.cached_len, self.cached_n = out.cache, length, n
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (n, V)
@@ -167,6 +170,8 @@ class PrefixLM:
         logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         for row, (q, length) in enumerate(zip(todo, lengths)):
             self._next[q] = logp[row]
-            self._kv[q] = [(torch.cat([self._kv[q[:-1]][i][0] if length else layer.keys[row, :, :0], layer.keys[row, :, -1:]], 1),
-                            torch.cat([self._kv[q[:-1]][i][1] if length else layer.values[row, :, :0], layer.values[row, :, -1:]], 1))
+            self._kv[q] = [(torch.cat([self._kv[q[:-1]][i][0] if length else layer.keys[row, :, :0],
+                                       layer.keys[row, :, -1:]], 1),
+                            torch.cat([self._kv[q[:-1]][i][1] if length else layer.values[row, :, :0],
+                                       layer.values[row, :, -1:]], 1))
                            for i, layer in enumerate(out.cache.layers)]

@@ -133,7 +133,8 @@ def _set_aside(path: Path, reason: str) -> None:
         target = path.with_name(f"{path.name}.corrupt{n}")
     try:
         os.replace(path, target)
-        warnings.warn(f"checkpoint {path} is unusable ({reason}); kept as {target.name}, using the previous one", stacklevel=2)
+        warnings.warn(f"checkpoint {path} is unusable ({reason}); kept as {target.name}, using the previous one",
+                      stacklevel=2)
     except OSError:
         warnings.warn(f"checkpoint {path} is unusable ({reason}); skipping it", stacklevel=2)
 
@@ -164,7 +165,8 @@ def latest_checkpoint(root: Path, set_aside: bool = True) -> Checkpoint | None:
             else:
                 warnings.warn(f"checkpoint {path} is unusable ({exc}); trying the previous one", stacklevel=2)
     if found:
-        raise Brain2TextError("no usable checkpoint to resume from: every one failed its checks (see the warnings)", root)
+        raise Brain2TextError("no usable checkpoint to resume from: every one failed its checks (see the warnings)",
+                              root)
     return None
 
 

@@ -39,7 +39,8 @@ def build_training_data(cfg: Config) -> TrainingData:
     example_set = build_cache(cfg.data)
     train, val = MEGDataset(example_set, "train"), MEGDataset(example_set, "val")
     if len(train) == 0:
-        raise DataError("the training split is empty (check data.subjects, data.stories and the split settings)", cfg.data.bids_root)
+        raise DataError("the training split is empty (check data.subjects, data.stories and the split settings)",
+                        cfg.data.bids_root)
     return TrainingData(train=train, val=val, collate=collate_examples,
                         preprocessing=preprocessing_record(example_set, cfg), source=cfg.data.bids_root)
 

@@ -60,7 +60,8 @@ class FeatureMatcher(nn.Module):
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, teacher_mask: torch.Tensor | None) -> torch.Tensor:
         """student (B, Ts, Ds), teacher (B, Tt, Dt), teacher_mask (B, Tt) bool -> scalar loss."""
         if student.ndim != 3 or teacher.ndim != 3 or student.shape[0] != teacher.shape[0]:
-            raise ValueError(f"expected (B, T, D) encoder tokens, got {tuple(student.shape)} and {tuple(teacher.shape)}")
+            raise ValueError(f"expected (B, T, D) encoder tokens, got {tuple(student.shape)} and "
+                             f"{tuple(teacher.shape)}")
         mapped = self.proj(student)  # (B, Ts, Dt)
         if mapped.shape[1] != teacher.shape[1]:
             mapped = F.interpolate(mapped.transpose(1, 2), size=teacher.shape[1], mode="linear",

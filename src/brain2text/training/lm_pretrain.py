@@ -174,8 +174,9 @@ def total_nll(model, seqs: list[list[int]], pad: int, batch_size: int = 64) -> t
 def make_model(tok, s: LMSettings):
     config = LlamaConfig(vocab_size=len(tok), hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
                          num_hidden_layers=s.n_layers, num_attention_heads=s.n_heads, num_key_value_heads=s.n_heads,
-                         max_position_embeddings=max(s.max_len, EVAL_MAX_LEN), attention_dropout=s.dropout, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+                         max_position_embeddings=max(s.max_len, EVAL_MAX_LEN), attention_dropout=s.dropout,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                         tie_word_embeddings=True)
     return LlamaForCausalLM(config)
 
 
@@ -242,7 +243,8 @@ def pretrain_lm(cfg: Config, out: str | Path | None = None, settings: LMSettings
     nll, n_tok = total_nll(model, val, tok.pad_token_id) if val else (0.0, 0)
     n_val_words = sum(len(t.split()) + 1 for t in corpus["val"])  # + end of sentence
     record = {
-        "what": "small LLaMA-architecture decoder pretrained on training-split story sentences (brain2text pretrain-lm)",
+        "what": "small LLaMA-architecture decoder pretrained on training-split story sentences "
+                "(brain2text pretrain-lm)",
         "corpus_sha256": digest, "n_sentences": len(corpus["train"]),
         "n_words": sum(len(t.split()) for t in corpus["train"]),
         "corpus_chars": sum(len(t) for t in corpus["train"]), "n_val_sentences": len(corpus["val"]),

@@ -94,7 +94,8 @@ def plot_history(output_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(phases), figsize=(4.5 * len(phases), 3.4), squeeze=False)
     for ax, phase in zip(axes[0], phases):
         rows = [r for r in records if r["phase"] == phase]
-        for kind, key_filter in (("train", lambda k: k == "loss" or k in LOSS_NAMES), ("val", lambda k: k == "val_loss")):
+        for kind, key_filter in (("train", lambda k: k == "loss" or k in LOSS_NAMES),
+                                 ("val", lambda k: k == "val_loss")):
             sel = [r for r in rows if r["kind"] == kind]
             keys = sorted({k for r in sel for k in r if key_filter(k) and isinstance(r[k], (int, float))})
             for key in keys:

@@ -43,7 +43,8 @@ class TrainingObjective(nn.Module):
         out["loss"] = weighted_total(out, losses)
         return out
 
-    def _distill(self, batch: MEGBatch, want_kd: bool, want_feature: bool, freeze_codebooks: bool) -> dict[str, torch.Tensor]:
+    def _distill(self, batch: MEGBatch, want_kd: bool, want_feature: bool,
+                 freeze_codebooks: bool) -> dict[str, torch.Tensor]:
         teacher = self.teacher
         if teacher is None:
             raise RuntimeError("distillation losses need a teacher")

@@ -28,7 +28,8 @@ def build_optimizer(params: list[nn.Parameter], phase: PhaseConfig, weight_decay
         return None
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    groups = [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    groups = [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+              if g["params"]]
     # foreach=False: the same arithmetic on every run and machine, one parameter at a time.
     return torch.optim.AdamW(groups, lr=phase.lr, betas=(0.9, 0.999), eps=1e-8, foreach=False)
 

@@ -33,7 +33,8 @@ def check_teacher_args(mode: str, teacher_dir: str | None):
     """Distillation needs a teacher directory with a tokenizer; other modes take none."""
     if mode != "distill":
         if teacher_dir:
-            warnings.warn(f"--teacher_checkpoint is only used by --mode distill; ignored for --mode {mode}", stacklevel=2)
+            warnings.warn(f"--teacher_checkpoint is only used by --mode distill; ignored for --mode {mode}",
+                          stacklevel=2)
         return None
     if not teacher_dir:
         raise ConfigError("--mode distill needs --teacher_checkpoint DIR (a trained model directory, e.g. a run's "

@@ -106,7 +106,8 @@ def repair_model_dirs(output_dir: Path, names: tuple[str, ...] = ("best_model", 
     for name in names:
         olds = sorted(output_dir.glob(f".{name}.old-*"))
         if olds and not (output_dir / name).exists():
-            warnings.warn(f"restoring {name} from {olds[-1].name} (a previous run was killed while replacing it)", stacklevel=2)
+            warnings.warn(f"restoring {name} from {olds[-1].name} (a previous run was killed while replacing it)",
+                          stacklevel=2)
             os.replace(olds[-1], output_dir / name)
             olds = olds[:-1]
         # what a kill leaves besides: the half-written new copy, or the old one not yet deleted

@@ -45,7 +45,8 @@ class ResumableBatchSampler:
     :class:`StreamPosition` by ``global_batch`` per batch it actually used (workers prefetch).
     """
 
-    def __init__(self, n_examples: int, batch_size: int, seed: int, start_offset: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(self, n_examples: int, batch_size: int, seed: int, start_offset: int = 0, rank: int = 0,
+                 world_size: int = 1):
         if n_examples <= 0:
             raise ValueError("the training split is empty")
         self.n_examples = n_examples

@@ -197,7 +197,8 @@ class Trainer:
         if step % tc.log_every == 0 or phase_end:
             lr = scheduler.get_last_lr()[0] if scheduler is not None else 0.0
             steps, secs = self.timing.get(phase.name, [0, 0.0])[:2]
-            self.logger.log(step, phase.name, "train", {**losses, "lr": lr, "steps_per_s": steps / secs if secs else 0.0})
+            self.logger.log(step, phase.name, "train",
+                            {**losses, "lr": lr, "steps_per_s": steps / secs if secs else 0.0})
         if step % tc.eval_every == 0 or phase_end:
             self._validate(index)
         stop = self._stop_requested()
@@ -233,7 +234,8 @@ class Trainer:
         name = self.best["metric"]
         if name not in metrics:
             if not self.warned_metric:
-                warnings.warn(f"train.best_metric {name!r} is not among the validation metrics {sorted(metrics)}", stacklevel=2)
+                warnings.warn(f"train.best_metric {name!r} is not among the validation metrics {sorted(metrics)}",
+                              stacklevel=2)
             self.warned_metric = True
             return
         if is_better(name, metrics[name], self.best["value"]):
@@ -253,7 +255,8 @@ class Trainer:
         if self.accelerator.num_processes > 1:
             rng = gather_object(rng)
         if self.is_main:
-            opt_tensors, opt_meta = flatten_optimizer_state(optimizer.state_dict()) if optimizer is not None else ({}, None)
+            opt_tensors, opt_meta = (flatten_optimizer_state(optimizer.state_dict()) if optimizer is not None
+                                     else ({}, None))
             state = {
                 "global_step": self.global_step, "phase_index": index, "phase": self.plan.phases[index].name,
                 "phase_step": phase_step, "config_hash": self.digest, "data": self._position(),
@@ -261,7 +264,8 @@ class Trainer:
                 "scheduler": scheduler_state(scheduler) if optimizer is not None and scheduler is not None else None,
                 "best": self.best, "timing": self.timing, "world_size": self.accelerator.num_processes,
             }
-            ckpt_io.save_checkpoint(self.ckpt_root, self.global_step, model_tensors(self.objective, self.excluded), opt_tensors, state)
+            ckpt_io.save_checkpoint(self.ckpt_root, self.global_step, model_tensors(self.objective, self.excluded),
+                                    opt_tensors, state)
             ckpt_io.prune_checkpoints(self.ckpt_root, self.cfg.train.keep_last)
         self.accelerator.wait_for_everyone()
 
@@ -345,7 +349,8 @@ class Trainer:
                 raise KeyboardInterrupt
             self.stop_signal = signum
             if self.is_main:
-                tqdm.write(f"{signal.Signals(signum).name}: finishing this step, then saving a checkpoint", file=sys.stderr)
+                tqdm.write(f"{signal.Signals(signum).name}: finishing this step, then saving a checkpoint",
+                           file=sys.stderr)
 
         previous = {}
         try:

@@ -41,7 +41,8 @@ def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
 
 @torch.no_grad()
 def validate(objective: nn.Module, batches: Iterable[MEGBatch], phase: PhaseConfig, device: torch.device,
-             codebook_size: int, n_generations: int, decoding: DecodingConfig | None) -> tuple[dict[str, float], list[tuple[str, str]]]:
+             codebook_size: int, n_generations: int,
+             decoding: DecodingConfig | None) -> tuple[dict[str, float], list[tuple[str, str]]]:
     """Mean losses (``val_<name>``, ``val_loss``), RVQ stats and ``n_generations`` (prediction, reference)."""
     model = objective.model
     was_training = objective.training
@@ -60,7 +61,8 @@ def validate(objective: nn.Module, batches: Iterable[MEGBatch], phase: PhaseConf
             enc = model.encode(batch)
             if getattr(enc, "codes", None) is not None:
                 codes.append(enc.codes.cpu())
-                masks.append(enc.mask.cpu() if enc.mask is not None else torch.ones(enc.codes.shape[:2], dtype=torch.bool))
+                masks.append(enc.mask.cpu() if enc.mask is not None
+                             else torch.ones(enc.codes.shape[:2], dtype=torch.bool))
             if len(generations) < n_generations:
                 take = list(range(min(len(batch), n_generations - len(generations))))
                 sub = batch.select(take)

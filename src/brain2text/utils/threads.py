@@ -3,8 +3,8 @@
 Decoding a small model is thousands of tiny operations (one beam step of a 0.5M-parameter decoder is a
 few microseconds of arithmetic), and on a CPU each intra-op thread pool barrier can cost more than the
 work it splits: on this project's 2-core machines one thread decoded the demo model as fast as two when
-the machine was idle and 12x faster under load (128 s against 10.4 s; ``benchmarks/README.md``, B8). A large model's matrix
-products do benefit from threads. ``auto`` therefore means one thread for models under
+the machine was idle and 12x faster under load (128 s against 10.4 s; ``benchmarks/README.md``, B8). A
+large model's matrix products do benefit from threads. ``auto`` therefore means one thread for models under
 :data:`SMALL_MODEL_PARAMS` parameters on the CPU, and torch's default otherwise.
 """
 

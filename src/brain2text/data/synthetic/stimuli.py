@@ -168,7 +168,8 @@ def _sequence_events(words, story, sound_id, seq_id, condition, t_sound, t, rng)
         ph_dur = dur / len(ph)
         for k, label in enumerate(_position_labels(ph)):
             on = round(t + k * ph_dur, 3)
-            info = {**base, "kind": "phoneme", "start": round(on - t_sound, 3), "sound": sound, "phoneme": label, **tail}
+            info = {**base, "kind": "phoneme", "start": round(on - t_sound, 3), "sound": sound, "phoneme": label,
+                    **tail}
             events.append(Event(on, round(ph_dur, 3), info))
         info = {**base, "kind": "word", "start": round(t - t_sound, 3), "sound": sound, "word": word, **tail}
         events.append(Event(round(t, 3), dur, info))

@@ -32,7 +32,8 @@ def make_info(n_chans: int, sfreq: float):
         ex /= np.linalg.norm(ex)
         ey = np.cross(nrm, ex)
         ch["loc"][:] = np.concatenate([p, ex, ey, nrm])
-        ch["coil_type"] = FIFF.FIFFV_COIL_AXIAL_GRAD_5CM  # axial gradiometer (MEGGRADAXIAL); KIT_GRAD would make mne-bids look for KIT HPI
+        # axial gradiometer (MEGGRADAXIAL); KIT_GRAD would make mne-bids look for KIT HPI
+        ch["coil_type"] = FIFF.FIFFV_COIL_AXIAL_GRAD_5CM
         ch["coord_frame"] = FIFF.FIFFV_COORD_DEVICE
     with info._unlock():
         info["dev_head_t"] = mne.transforms.Transform("meg", "head", np.eye(4))
@@ -51,7 +52,8 @@ def events_tsv(events: list[Event], sfreq: float) -> str:
     """MEG-MASC's original layout: ``onset duration trial_type value sample``, trial_type = repr(dict)."""
     lines = ["onset\tduration\ttrial_type\tvalue\tsample"]
     for e in events:
-        lines.append(f"{_format_float(e.onset)}\t{_format_float(e.duration)}\t{e.info!r}\t1\t{int(round(e.onset * sfreq))}")
+        lines.append(f"{_format_float(e.onset)}\t{_format_float(e.duration)}\t{e.info!r}\t1\t"
+                     f"{int(round(e.onset * sfreq))}")
     return "\n".join(lines) + "\n"
 
 
