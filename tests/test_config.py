@@ -79,6 +79,43 @@ def test_cross_field_rules(tmp_path):
             load_config(None, [override])
 
 
+@pytest.mark.parametrize("override", [
+    "rvq.n_codebooks=-3", "rvq.codebook_size=0", "rvq.dim=0", "rvq.kmeans_iters=0", "encoder.n_chans=0",
+    "encoder.stem_kernel=0", "encoder.stem_stride=-2", "encoder.stage_downsample=[0]", "encoder.n_subjects=0",
+    "encoder.n_spatial=-1", "encoder.ffn_mult=0", "decoder.lora_alpha=0", "decoder.max_new_tokens=0",
+    "data.notch_freqs=[-50]", "data.sfreq=0",
+])
+def test_sizes_and_counts_must_be_positive(override):
+    """A size that cannot build a model is refused with its key (a saved model's config goes through this too)."""
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key} must be > 0, got"):
+        load_config(REPO / "configs" / "tiny.yaml", [override])
+
+
+@pytest.mark.parametrize("override, msg", [
+    ("encoder.dropout=1.0", "encoder.dropout must be in"), ("decoder.lora_dropout=-0.1", "decoder.lora_dropout"),
+    ("projector.dropout=2", "projector.dropout"), ("rvq.usage_decay=1", "rvq.usage_decay"),
+    ("decoder.lora_target_modules=[]", "decoder.lora_target_modules must name"),
+    ("data.channel_types=[]", "data.channel_types must name"), ("decoding.repetition_penalty=0", "repetition_penalty"),
+    ("train.num_workers=-1", "train.num_workers"),
+])
+def test_shares_and_lists_are_checked(override, msg):
+    with pytest.raises(ConfigError, match=msg):
+        load_config(REPO / "configs" / "tiny.yaml", [override])
+
+
+def test_section_from_dict_is_as_strict_as_yaml():
+    from brain2text.config import DataConfig, section_from_dict
+
+    assert section_from_dict(DataConfig, {"sfreq": 200}, "data", "rec.json").sfreq == 200.0
+    with pytest.raises(ConfigError, match=r"rec.json: unknown key 'data.sfreqq'"):
+        section_from_dict(DataConfig, {"sfreqq": 200}, "data", "rec.json")
+    with pytest.raises(ConfigError, match=r"rec.json: key 'data.sfreq' must be a number, got str 'abc'"):
+        section_from_dict(DataConfig, {"sfreq": "abc"}, "data", "rec.json")
+    with pytest.raises(ConfigError, match=r"rec.json: key 'data' must be a mapping, got str"):
+        section_from_dict(DataConfig, "x", "data", "rec.json")
+
+
 def test_overrides():
     cfg = load_config(REPO / "configs" / "tiny.yaml",
                       ["train.batch_size=3", "data.notch_freqs=[60, 120]", "decoding.strategy=ctc"])

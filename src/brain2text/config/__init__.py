@@ -13,7 +13,7 @@ LLaMA-2 7B + LoRA r=8, alpha=16, phases of 50k / 30k / 100k steps).
 
 from ..errors import ConfigError
 from ..registry import LOSS_NAMES, TRAINABLE_NAMES
-from .loading import config_from_dict, field_help, load_config, parse_overrides
+from .loading import config_from_dict, field_help, load_config, parse_overrides, section_from_dict
 from .sections import (
                        DataConfig,
                        DecoderConfig,
@@ -27,4 +27,5 @@ from .training import Config, EvalConfig, PhaseConfig, TrainConfig
 
 __all__ = ["Config", "ConfigError", "DataConfig", "DecoderConfig", "DecodingConfig", "EncoderConfig", "EvalConfig",
            "LOSS_NAMES", "PhaseConfig", "ProjectorConfig", "RVQConfig", "TRAINABLE_NAMES", "TrainConfig",
-           "config_from_dict", "decoding_strategies", "field_help", "load_config", "parse_overrides"]
+           "config_from_dict", "decoding_strategies", "field_help", "load_config", "parse_overrides",
+           "section_from_dict"]

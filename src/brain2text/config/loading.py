@@ -164,6 +164,14 @@ def config_from_dict(values: dict, source: str = "<dict>") -> Config:
     return _build(Config, copy.deepcopy(values), "", source)
 
 
+def section_from_dict(cls: type, values: dict, key: str, source: str = "<dict>"):
+    """One section (e.g. :class:`DataConfig` under ``key="data"``) from a plain mapping, as strictly as a YAML
+    file: unknown keys, wrong types and bad values are a :class:`ConfigError` naming ``key.field`` and ``source``."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"key '{key}' must be a mapping, got {type(values).__name__}", source)
+    return _build(cls, copy.deepcopy(values), key, source)
+
+
 def field_help(cls: type = Config, prefix: str = "") -> list[tuple[str, str]]:
     """(dotted key, help) for every leaf field, for ``brain2text config --help-keys``."""
     out = []

@@ -21,6 +21,24 @@ def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclas
     return field(default=default, metadata={"help": text})
 
 
+def check_positive(section: str, obj: Any, names: tuple[str, ...]) -> None:
+    """Every size, count or rate in ``names`` must be > 0: a zero or negative one cannot build a model (and a
+    saved model whose config holds one is damaged), so it is refused here with its key, not deep in torch."""
+    for name in names:
+        value = getattr(obj, name)
+        values = value if isinstance(value, list) else [value]
+        if any(not v > 0 for v in values):
+            raise ConfigError(f"{section}.{name} must be > 0, got {value}")
+
+
+def check_fraction(section: str, obj: Any, names: tuple[str, ...]) -> None:
+    """Every dropout-like share in ``names`` must be in [0, 1)."""
+    for name in names:
+        value = getattr(obj, name)
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{section}.{name} must be in [0, 1), got {value}")
+
+
 # ----------------------------------------------------------------------------------------- data
 @dataclass
 class DataConfig:
@@ -65,8 +83,7 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be in [0, 1), got {v}")
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
-        if self.sfreq <= 0:
-            raise ConfigError(f"data.sfreq must be > 0, got {self.sfreq}")
+        check_positive("data", self, ("sfreq", "notch_freqs"))
         if self.h_freq is not None and self.h_freq >= self.sfreq / 2:
             raise ConfigError(f"data.h_freq ({self.h_freq} Hz) must be below Nyquist of data.sfreq ({self.sfreq / 2} "
                               "Hz)")
@@ -81,6 +98,8 @@ class DataConfig:
             raise ConfigError(f"data.test_stories and data.val_stories share {sorted(both)}; a story is held out once")
         if self.margin_before < 0 or self.margin_after < 0 or self.max_window <= 0:
             raise ConfigError("data.margin_before and data.margin_after must be >= 0 and data.max_window > 0")
+        if not self.channel_types:
+            raise ConfigError("data.channel_types must name at least one MNE channel type (e.g. [mag, grad])")
 
 
 # ------------------------------------------------------------------------------------- encoder
@@ -124,6 +143,10 @@ class EncoderConfig:
             raise ConfigError("encoder.mae_mask_ratio must be in (0, 1)")
         if self.attention_window < 0:
             raise ConfigError("encoder.attention_window must be >= 0 (0 = global attention)")
+        check_positive("encoder", self, ("n_chans", "stage_downsample", "stem_channels", "stem_kernel", "stem_stride",
+                                         "ffn_mult", "n_subjects", "n_spatial", "spatial_fourier", "mae_span",
+                                         "word_window", "word_temperature"))
+        check_fraction("encoder", self, ("dropout",))
 
     @property
     def n_layers(self) -> int:
@@ -158,6 +181,11 @@ class RVQConfig:
             raise ConfigError(f"rvq.init must be kmeans, data or random, got {self.init!r}")
         if not 0.0 < self.ema_decay < 1.0:
             raise ConfigError("rvq.ema_decay must be in (0, 1)")
+        if not 0.0 < self.usage_decay < 1.0:
+            raise ConfigError("rvq.usage_decay must be in (0, 1)")
+        check_positive("rvq", self, ("n_codebooks", "codebook_size", "dim", "kmeans_iters"))
+        if self.commitment_weight < 0 or self.dead_code_threshold < 0:
+            raise ConfigError("rvq.commitment_weight and rvq.dead_code_threshold must be >= 0")
 
 
 # ----------------------------------------------------------------------------------- projector
@@ -169,6 +197,7 @@ class ProjectorConfig:
     def __post_init__(self):
         if self.type not in ("mlp2x_gelu", "linear"):
             raise ConfigError(f"projector.type must be 'mlp2x_gelu' or 'linear', got {self.type!r}")
+        check_fraction("projector", self, ("dropout",))
 
 
 # ------------------------------------------------------------------------------------- decoder
@@ -197,8 +226,10 @@ class DecoderConfig:
             raise ConfigError("decoder.load_in_8bit and decoder.load_in_4bit are exclusive")
         if self.pretrain_tokenizer not in ("bpe", "word"):
             raise ConfigError(f"decoder.pretrain_tokenizer must be 'bpe' or 'word', got {self.pretrain_tokenizer!r}")
-        if self.lora_r <= 0:
-            raise ConfigError("decoder.lora_r must be > 0")
+        check_positive("decoder", self, ("lora_r", "lora_alpha", "max_new_tokens"))
+        check_fraction("decoder", self, ("lora_dropout", "word_dropout"))
+        if not self.lora_target_modules:
+            raise ConfigError("decoder.lora_target_modules must name at least one module (e.g. [q_proj, v_proj])")
 
 
 # ------------------------------------------------------------------------------------ decoding
@@ -235,3 +266,5 @@ class DecodingConfig:
             raise ConfigError("decoding.lm_weight must be >= 0")
         if self.num_beams < 1:
             raise ConfigError("decoding.num_beams must be >= 1")
+        if not self.repetition_penalty > 0:
+            raise ConfigError(f"decoding.repetition_penalty must be > 0, got {self.repetition_penalty}")

@@ -42,6 +42,8 @@ class PhaseConfig:
             raise ConfigError(f"phase {self.name!r}: losses must be a non-empty map of non-negative weights")
         if self.lr <= 0:
             raise ConfigError(f"phase {self.name!r}: lr must be > 0")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"phase {self.name!r}: warmup_steps must be >= 0")
 
 
 def _default_multi_phase() -> list[PhaseConfig]:
@@ -101,6 +103,8 @@ class TrainConfig:
             raise ConfigError("train.eval_every, train.save_every and train.keep_last must be > 0")
         if self.log_every <= 0 or self.val_batches < 0 or self.n_val_generations < 0:
             raise ConfigError("train.log_every must be > 0; train.val_batches and train.n_val_generations must be >= 0")
+        if self.weight_decay < 0 or self.max_grad_norm < 0 or self.num_workers < 0:
+            raise ConfigError("train.weight_decay, train.max_grad_norm and train.num_workers must be >= 0")
         if self.kd_temperature <= 0:
             raise ConfigError(f"train.kd_temperature must be > 0, got {self.kd_temperature}")
         metrics = ("val_loss", "val_wer", *(f"val_{n}" for n in LOSS_NAMES))
