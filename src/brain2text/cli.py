@@ -3,7 +3,8 @@
 Each subcommand lives in ``brain2text/commands/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; only the chosen one is imported, so ``brain2text inspect`` does not pay for
 importing the model stack. User errors (:class:`~brain2text.errors.Brain2TextError`) print one line
-``error: ...`` and exit 2, with no traceback and nothing half-written.
+``error: ...`` and exit 2, with no traceback and nothing half-written; input skipped or repaired
+(:func:`~brain2text.errors.warn_user`) is one line ``warning: ...``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
-from .errors import Brain2TextError
+from .errors import Brain2TextError, Brain2TextWarning
 
 # name -> one-line description (the module is brain2text.commands.<name>)
 COMMANDS = {
@@ -23,6 +25,7 @@ COMMANDS = {
     "pretrain-lm": "train the small story tokenizer and LLaMA decoder used by the default config",
     "info": "parameter counts and memory estimates of a configuration (no weights allocated)",
     "train": "train brain2text (--mode multi_phase | full | distill)",
+    "check-model": "validate a model directory (every file) and show what it holds, e.g. after a download",
     "infer": "decode recordings to text (JSON)",
     "evaluate": "free-running evaluation with noise / surrogate / shuffled / no-MEG controls, intervals and p-values",
     "score": "score any predictions (text, JSON, EEG-To-Text) against references with the same metrics and intervals",
@@ -99,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: 'brain2text {args.command}' is not built yet in this version", file=sys.stderr)
         return 2
     try:
-        return int(module.run(args) or 0)
+        with warnings.catch_warnings():
+            _one_line_warnings()
+            return int(module.run(args) or 0)
     except Brain2TextError as exc:
         if debug:
             raise
@@ -115,6 +120,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: internal error ({type(exc).__name__}: {msg}); rerun with --debug for the traceback",
               file=sys.stderr)
         return 1
+
+
+def _one_line_warnings() -> None:
+    """Inside ``warnings.catch_warnings()``: show every :class:`Brain2TextWarning` as one line ``warning: ...``
+    on stderr (Python's format adds the source line and location); other warnings keep their format."""
+    show = warnings.showwarning
+
+    def _show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, Brain2TextWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.simplefilter("always", Brain2TextWarning)
+    warnings.showwarning = _show
 
 
 def run_script(command: str, argv: list[str] | None = None) -> int:

@@ -3,12 +3,12 @@
 A trained model directory holds the full :class:`~brain2text.config.Config` and a preprocessing
 record (``preprocessing.json``, written by training: ``data`` settings, ``sfreq``, ``subjects``,
 ``scalers``, ``ch_names``, ``synthetic``). :class:`ModelView` reads both, preferring the record's
-data settings (they are what the model was trained on).
+data settings (they are what the model was trained on). The record is checked
+(:func:`~brain2text.models.validation.check_preprocessing`): a bad one is an error, never ignored.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 from ..config import Config, DataConfig, DecodingConfig, config_from_dict
+from ..constants import PREPROCESSING_FILE
 from ..errors import ModelError
+from ..models.validation import check_preprocessing, data_settings
 
 
 @dataclass
@@ -42,22 +44,13 @@ def model_config(model) -> Config:
     raise ModelError("the loaded model carries no brain2text Config (expected model.cfg)")
 
 
-def _data_config(record: dict, fallback: DataConfig, path) -> DataConfig:
-    values = record.get("data")
-    if not isinstance(values, dict):
-        return fallback
-    known = {f.name for f in dataclasses.fields(DataConfig)}
-    try:
-        return DataConfig(**{k: v for k, v in values.items() if k in known})
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"preprocessing record has invalid data settings ({exc})", path) from None
-
-
 def view_of(model, model_path: str | os.PathLike) -> ModelView:
     """Collect the model's config and preprocessing record (``model.preprocessing``)."""
     cfg = model_config(model)
     record = getattr(model, "preprocessing", None) or {}
-    data = _data_config(record, cfg.data, model_path)
+    source = Path(model_path) / PREPROCESSING_FILE
+    check_preprocessing(record, cfg, source)  # a bad record is an error naming its field, never silently ignored
+    data = data_settings(record, cfg.data, source)
     try:
         device = next(model.parameters()).device
     except (StopIteration, AttributeError, TypeError):

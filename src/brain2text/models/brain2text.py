@@ -51,6 +51,15 @@ class EncodedMEG:
         return EncodedMEG(self.tokens[b:b + 1], self.mask[b:b + 1], self.quantized[b:b + 1], None, None)
 
 
+def meg_modules(cfg: Config, n_tokens: int, hidden: int) -> dict[str, nn.Module]:
+    """The MEG side of the model around a decoder of width ``hidden`` and ``n_tokens`` token ids, by attribute
+    name; also built on the meta device to check a saved model's tensors before loading (``models/validation``)."""
+    return {"encoder": MEGEncoder(cfg.encoder), "rvq": ResidualVQ(cfg.rvq, input_dim=cfg.encoder.d_model),
+            "projector": build_projector(cfg.projector, cfg.rvq.dim, hidden),
+            "ctc_head": nn.Linear(cfg.encoder.d_model, n_tokens + 1),  # tokenizer ids + blank (last)
+            "word_head": nn.Linear(cfg.encoder.d_model, hidden)}
+
+
 class Brain2Text(nn.Module):
     """MEG -> text. Build with :func:`brain2text.models.build.build_model` or load a saved directory."""
 
@@ -60,11 +69,8 @@ class Brain2Text(nn.Module):
         self.tokenizer = tokenizer
         n_tokens = len(tokenizer) if tokenizer is not None else n_tokens
         hidden = decoder.get_input_embeddings().weight.shape[1]
-        self.encoder = MEGEncoder(cfg.encoder)
-        self.rvq = ResidualVQ(cfg.rvq, input_dim=cfg.encoder.d_model)
-        self.projector = build_projector(cfg.projector, cfg.rvq.dim, hidden)
-        self.ctc_head = nn.Linear(cfg.encoder.d_model, n_tokens + 1)
-        self.word_head = nn.Linear(cfg.encoder.d_model, hidden)
+        for name, module in meg_modules(cfg, n_tokens, hidden).items():
+            setattr(self, name, module)
         self.decoder = decoder
         self.decoder_base = cfg.decoder.model_name_or_path
         self.decoder_trained = False

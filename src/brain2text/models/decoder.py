@@ -126,9 +126,11 @@ def decoder_config_on_meta(cfg: DecoderConfig):
     return LlamaConfig(**LLAMA2_7B)
 
 
-def build_decoder_on_meta(cfg: DecoderConfig, n_added_tokens: int = 4):
-    """(peft model on the meta device, base vocabulary size): structure only, no weights allocated."""
-    hf_cfg = decoder_config_on_meta(cfg)
+def build_decoder_on_meta(cfg: DecoderConfig, n_added_tokens: int = 4, hf_cfg=None):
+    """(peft model on the meta device, base vocabulary size): structure only, no weights allocated.
+
+    ``hf_cfg`` is the base's HF config (default: :func:`decoder_config_on_meta`)."""
+    hf_cfg = hf_cfg if hf_cfg is not None else decoder_config_on_meta(cfg)
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(hf_cfg, dtype=DTYPES[cfg.dtype])
         model.resize_token_embeddings(hf_cfg.vocab_size + n_added_tokens, mean_resizing=False)

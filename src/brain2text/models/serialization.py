@@ -13,7 +13,9 @@ The base decoder is *not* copied: ``decoder_base`` records the directory (or hub
 from, and :func:`load_model` reloads it from there (a missing base is a clear :class:`ModelError`). A
 relative ``decoder_base`` is tried against the model directory first, so a model and its base can travel
 together.
-Loading refuses any pickle-capable file (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``, ``*.ckpt``).
+Loading validates every file first (:mod:`brain2text.models.validation`: symlinks out of the directory and
+pickle-capable files refused, the config strictly, tensors against the config, adapter against the base,
+the preprocessing record against its schema).
 """
 
 from __future__ import annotations
@@ -23,25 +25,14 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from ..config import config_from_dict
-from ..constants import (
-    ADAPTER_DIR,
-    MODEL_CONFIG_FILE,
-    MODEL_WEIGHTS_FILE,
-    PREPROCESSING_FILE,
-    TOKENIZER_DIR,
-)
-from ..data.tokenizer import load_tokenizer
+from ..constants import ADAPTER_DIR, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, PREPROCESSING_FILE, TOKENIZER_DIR
 from ..errors import Brain2TextError, ModelError
 from ..registry import DECODER_WEIGHTS_FILE, WEIGHTS_MODULES
 from ..utils.atomic import atomic_directory
 from .build import build_model
-from .decoder import check_decoder_path
-
-FORMAT_VERSION = 1
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+from .validation import FORMAT_VERSION, read_safetensors, validate_model_dir
 
 
 def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None) -> None:
@@ -66,92 +57,24 @@ def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None
         (tmp / PREPROCESSING_FILE).write_text(json.dumps(preprocessing, indent=2, allow_nan=False) + "\n")
 
 
-def refuse_pickle(path: Path) -> None:
-    for p in sorted(path.rglob("*")):
-        if p.suffix.lower() in PICKLE_SUFFIXES:
-            raise ModelError("refusing to load a pickle-capable file (only safetensors and JSON are loaded)", p)
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise ModelError("missing file: not a brain2text model directory", path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"unreadable JSON ({exc})", path) from None
-    if not isinstance(data, dict):
-        raise ModelError("expected a JSON object", path)
-    return data
-
-
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors file; a missing, truncated or corrupt file is a ModelError naming it."""
-    if not path.is_file():
-        raise ModelError("missing weights file", path)
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # SafetensorError, OSError, ValueError...: all mean "unusable file"
-        raise ModelError(f"corrupt or truncated safetensors file ({' '.join(str(exc).split())[:160]})", path) from None
-
-
-def _check_adapter(adapter: Path) -> None:
-    weights = adapter / "adapter_model.safetensors"
-    if not (adapter / "adapter_config.json").is_file():
-        raise ModelError("missing LoRA adapter config", adapter / "adapter_config.json")
-    read_safetensors(weights)  # validates before peft sees it
-
-
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild a :class:`~brain2text.models.brain2text.Brain2Text` saved with :func:`save_model`."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelError("model directory not found", path)
-    refuse_pickle(path)
-    meta_path = path / MODEL_CONFIG_FILE
-    meta = _read_json(meta_path)
-    if meta.get("format") != "brain2text" or "config" not in meta or "decoder_base" not in meta:
-        raise ModelError("not a brain2text model config (needs format, config and decoder_base)", meta_path)
-    cfg = config_from_dict(meta["config"], source=str(meta_path))
-    base = str(meta["decoder_base"])
-    if not Path(base).is_absolute() and (path / base).is_dir():  # a base shipped beside/inside the model
-        base = str((path / base).resolve())
+    """Rebuild a :class:`~brain2text.models.brain2text.Brain2Text` saved with :func:`save_model`.
+
+    Every file is validated first (:func:`~brain2text.models.validation.validate_model_dir`): a bad one is a
+    one-line :class:`ModelError` naming it and the field, before anything is built."""
+    report = validate_model_dir(path)
     try:
-        check_decoder_path(base)
-    except ModelError:
-        raise ModelError(f"the base decoder this model was trained on is not at {base!r}; put it back there or edit "
-                         f"'decoder_base' in {MODEL_CONFIG_FILE}", meta_path) from None
-    cfg.decoder.model_name_or_path = base
-    state = read_safetensors(path / MODEL_WEIGHTS_FILE)
-    _check_adapter(path / ADAPTER_DIR)
-    decoder_state = read_safetensors(path / DECODER_WEIGHTS_FILE) if (path / DECODER_WEIGHTS_FILE).exists() else None
-    tokenizer = load_tokenizer(path / TOKENIZER_DIR)
-    try:
-        model = build_model(cfg, tokenizer=tokenizer, adapter_dir=path / ADAPTER_DIR)
+        model = build_model(report.config, tokenizer=report.tokenizer, adapter_dir=Path(path) / ADAPTER_DIR)
     except Brain2TextError:
         raise
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot rebuild the model ({' '.join(str(exc).split())[:200]})", path) from None
-    _load_parts(model, state, path / MODEL_WEIGHTS_FILE)
-    if decoder_state is not None:
-        result = model.decoder.load_state_dict(decoder_state, strict=False)
-        if result.unexpected_keys:
-            raise ModelError(f"decoder weights do not fit ({result.unexpected_keys[:3]})", path / DECODER_WEIGHTS_FILE)
+    for part in WEIGHTS_MODULES:  # keys, shapes and dtypes were checked against the config
+        getattr(model, part).load_state_dict({k.removeprefix(f"{part}."): v for k, v in report.state.items()
+                                              if k.startswith(f"{part}.")})
+    if report.decoder_weights is not None:
+        model.decoder.load_state_dict(read_safetensors(report.decoder_weights), strict=False)
         model.decoder_trained = True
-    model.preprocessing = _read_json(path / PREPROCESSING_FILE) if (path / PREPROCESSING_FILE).exists() else {}
-    model.decoder_base = base
+    model.preprocessing = report.preprocessing
+    model.decoder_base = report.decoder_base
     return model.to(device).eval()
-
-
-def _load_parts(model, state: dict, source: Path) -> None:
-    for part in WEIGHTS_MODULES:
-        prefix = f"{part}."
-        sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        module = getattr(model, part)
-        expected = module.state_dict()
-        missing = sorted(set(expected) - set(sub))
-        unexpected = sorted(set(sub) - set(expected))
-        bad = [k for k in expected if k in sub and expected[k].shape != sub[k].shape]
-        if missing or unexpected or bad:
-            raise ModelError(f"{part} weights do not fit the config (missing {missing[:2]}, unexpected "
-                             f"{unexpected[:2]}, wrong shape {bad[:2]})", source)
-        module.load_state_dict(sub)

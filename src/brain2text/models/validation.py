@@ -1,0 +1,494 @@
+"""Validation of a saved model directory: every file in it is input, checked before anything is built.
+
+A model directory is what users download and share, so it gets the validation a recording gets.
+:func:`validate_model_dir` is the one place that reads it; :func:`~brain2text.models.serialization.load_model`
+(inference, evaluation, the distillation teacher) and ``brain2text check-model`` call it. It checks, in order:
+
+* the files: a symlink resolving outside the directory is refused (a shared model must not read arbitrary
+  files), and so is any pickle-capable file (``*.bin``, ``*.pt``, ...); unknown files (a ``README.md`` model
+  card, evaluation results) are listed and otherwise ignored;
+* ``brain2text_config.json``: its ``format``, ``version``, ``decoder_base`` and ``n_tokens``, and its
+  ``config`` through the same strict validation as a YAML config (unknown keys, wrong types, non-positive
+  sizes); top-level keys it does not know are ignored (later versions may add some);
+* the base decoder named by ``decoder_base`` (present, and its shape from its ``config.json``);
+* ``tokenizer/``: loads, and its size is the ``n_tokens`` the model was trained with;
+* ``brain2text.safetensors``: every tensor the config describes is there, nothing else, with the shape and
+  dtype of the MEG side built from the config on the meta device (no weights allocated), and finite;
+* ``adapter/``: peft's ``adapter_config.json`` agrees with the config (``r``, ``lora_alpha``,
+  ``target_modules``) and its tensors have the shapes LoRA on this base needs (an adapter trained on another
+  base has others); ``decoder.safetensors`` (a fully trained decoder), when present, fits the base;
+* ``preprocessing.json`` (optional): :func:`check_preprocessing`;
+* ``training_info.json`` (optional): a JSON object.
+
+A bad file is a :class:`~brain2text.errors.ModelError` (or ``ConfigError``) naming the file and the field;
+nothing is ever written. The :class:`ModelDirReport` says what the directory holds and carries what was
+read (config, tensors, tokenizer), so loading does not read the files twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from transformers import AutoConfig
+
+from ..config import Config, DataConfig, config_from_dict, section_from_dict
+from ..constants import ADAPTER_DIR, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, PREPROCESSING_FILE, TOKENIZER_DIR
+from ..data.cache import scaler_key
+from ..data.tokenizer import load_tokenizer
+from ..errors import ModelError
+from ..registry import DECODER_WEIGHTS_FILE, PARTS
+from .brain2text import meg_modules
+from .decoder import build_decoder_on_meta, check_decoder_path, offline
+
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+TRAINING_INFO_FILE = "training_info.json"
+MAX_JSON_BYTES = 64 * 2**20  # a preprocessing record of 27 subjects x 208 channels is ~250 kB
+FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # what a LoRA adapter may be stored in
+
+
+@dataclass
+class ModelDirReport:
+    """What a valid model directory holds (:meth:`summary` for people), and what was read from it."""
+
+    path: Path
+    format_version: int
+    config: Config  # validated; decoder.model_name_or_path is the resolved decoder_base
+    decoder_base: str
+    base_present: bool
+    n_tokens: int
+    params: dict[str, int]  # values stored per part (the decoder's only when its base is present)
+    adapter: dict[str, Any]  # base_model_name_or_path, r, lora_alpha, target_modules
+    preprocessing: dict[str, Any]  # the validated record ({} when the directory has none)
+    training_info: dict[str, Any] | None
+    files: list[dict[str, Any]]  # {"path": relative, "bytes": size}
+    decoder_weights: Path | None = None  # decoder.safetensors when a phase trained the whole decoder
+    state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # brain2text.safetensors
+    tokenizer: Any = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description (``brain2text check-model --json``)."""
+        cfg, rec = self.config, self.preprocessing
+        return {
+            "path": str(self.path), "format_version": self.format_version,
+            "decoder_base": self.decoder_base, "decoder_base_present": self.base_present,
+            "config": {"encoder": f"{cfg.encoder.n_layers} layers x {cfg.encoder.d_model} ({cfg.encoder.n_heads} "
+                                  f"heads), spatial attention {'on' if cfg.encoder.spatial_attention else 'off'}",
+                       "rvq": f"{cfg.rvq.n_codebooks} x {cfg.rvq.codebook_size} x {cfg.rvq.dim}"
+                              + ("" if cfg.rvq.enabled else " (disabled)"),
+                       "projector": cfg.projector.type, "decoder_dtype": cfg.decoder.dtype,
+                       "decoding": cfg.decoding.strategy},
+            "n_tokens": self.n_tokens, "params": self.params, "adapter": self.adapter,
+            "decoder_trained": self.decoder_weights is not None,
+            "preprocessing": {"sfreq": rec.get("sfreq"), "n_channels": len(rec.get("ch_names") or []),
+                              "subjects": list(rec.get("subjects") or []), "scalers": sorted(rec.get("scalers") or {}),
+                              "synthetic": bool(rec.get("synthetic", False))} if rec else None,
+            "training_info": self.training_info, "files": self.files,
+        }
+
+
+# ------------------------------------------------------------------------------------- reading
+def read_json(path: Path, missing: str = "missing file: not a brain2text model directory") -> dict:
+    """A JSON object from ``path``; missing, oversized, unreadable or non-object files are a ModelError."""
+    if not path.is_file():
+        raise ModelError(missing, path)
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ModelError(f"larger than {MAX_JSON_BYTES // 2**20} MiB: not a file brain2text writes", path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"unreadable JSON ({exc})", path) from None
+    except RecursionError:
+        raise ModelError("unreadable JSON (nested too deeply)", path) from None
+    if not isinstance(data, dict):
+        raise ModelError(f"expected a JSON object, got {type(data).__name__}", path)
+    return data
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file; a missing, truncated or corrupt file is a ModelError naming it."""
+    if not path.is_file():
+        raise ModelError("missing weights file", path)
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # SafetensorError, OSError, ValueError...: all mean "unusable file"
+        raise ModelError(f"corrupt or truncated safetensors file ({' '.join(str(exc).split())[:160]})", path) from None
+
+
+def safetensors_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape, safetensors dtype) from a file's header only (the data is not read)."""
+    if not path.is_file():
+        raise ModelError("missing weights file", path)
+    try:
+        with safe_open(str(path), "pt") as f:
+            return {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    except Exception as exc:  # as read_safetensors
+        raise ModelError(f"corrupt or truncated safetensors file ({' '.join(str(exc).split())[:160]})", path) from None
+
+
+# --------------------------------------------------------------------------------------- files
+def _files(root: Path) -> list[dict[str, Any]]:
+    """Every file under ``root`` (relative path, size); symlinks out of ``root`` and pickles are refused."""
+    out, real = [], root.resolve()
+    for folder, dirs, names in os.walk(root):
+        for name in sorted(dirs + names):
+            p = Path(folder) / name
+            if p.is_symlink() and not p.resolve().is_relative_to(real):
+                raise ModelError(f"symlink to {os.readlink(p)!r}, outside the model directory: a model directory "
+                                 "must hold its own files (copy the file in; name a base decoder by its real path in "
+                                 f"'decoder_base' of {MODEL_CONFIG_FILE})", p)
+            if p.suffix.lower() in PICKLE_SUFFIXES:
+                raise ModelError("refusing to load a pickle-capable file (only safetensors and JSON are loaded)", p)
+            if name in names and p.is_file():
+                out.append({"path": str(p.relative_to(root)), "bytes": p.stat().st_size})
+        dirs.sort()
+    return sorted(out, key=lambda f: f["path"])
+
+
+# ------------------------------------------------------------------------- brain2text_config.json
+def _read_meta(root: Path) -> tuple[dict, Config]:
+    path = root / MODEL_CONFIG_FILE
+    meta = read_json(path)
+    if meta.get("format") != "brain2text" or "config" not in meta or "decoder_base" not in meta:
+        raise ModelError("not a brain2text model config (needs format, config and decoder_base)", path)
+    version = meta.get("version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelError(f"'version' must be a positive integer, got {version!r}", path)
+    if version > FORMAT_VERSION:
+        raise ModelError(f"format version {version} was written by a newer brain2text (this one reads up to "
+                         f"{FORMAT_VERSION}): upgrade brain2text", path)
+    base = meta["decoder_base"]
+    if not isinstance(base, str) or not base.strip():
+        raise ModelError(f"'decoder_base' must name a directory or hub id, got {base!r}", path)
+    n_tokens = meta.get("n_tokens")
+    if n_tokens is not None and (isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens <= 0):
+        raise ModelError(f"'n_tokens' must be a positive integer, got {n_tokens!r}", path)
+    if not isinstance(meta["config"], dict):
+        raise ModelError(f"'config' must be a mapping, got {type(meta['config']).__name__}", path)
+    return meta, config_from_dict(meta["config"], source=str(path))  # ConfigError names the file and the key
+
+
+def _resolve_base(root: Path, base: str) -> str:
+    """``decoder_base`` as loading uses it: a relative one is tried against the model directory first."""
+    if not Path(base).is_absolute() and (root / base).is_dir():  # a base shipped beside/inside the model
+        return str((root / base).resolve())
+    return base
+
+
+def _base_config(base: str, root: Path, required: bool):
+    """The base decoder's HF config (its shape), or None when it is absent and not ``required``."""
+    problem = None
+    try:
+        check_decoder_path(base)
+        return AutoConfig.from_pretrained(base, local_files_only=offline() or Path(base).is_dir())
+    except ModelError:
+        problem = "is not there"
+    except (OSError, ValueError, KeyError) as exc:
+        problem = f"has no usable config.json ({' '.join(str(exc).split())[:120]})"
+    if required:
+        raise ModelError(f"the base decoder this model was trained on ({base!r}) {problem}; put it back there or "
+                         f"edit 'decoder_base' in {MODEL_CONFIG_FILE}", root / MODEL_CONFIG_FILE)
+    return None
+
+
+# ------------------------------------------------------------------------------------- tokenizer
+def _check_tokenizer(root: Path, meta: dict):
+    tokenizer = load_tokenizer(root / TOKENIZER_DIR)
+    saved = meta.get("n_tokens")
+    if saved is not None and saved != len(tokenizer):
+        raise ModelError(f"has {len(tokenizer)} tokens but the model was trained with {saved} ('n_tokens' in "
+                         f"{MODEL_CONFIG_FILE}): this is not the model's tokenizer", root / TOKENIZER_DIR)
+    return tokenizer
+
+
+# ------------------------------------------------------------------------------------- tensors
+def _few(names: list[str], n: int = 3) -> str:
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(repr(k) for k in names[:n]) + more
+
+
+def compare_tensors(found: dict[str, tuple[tuple[int, ...], Any]], expected: dict[str, tuple[tuple[int, ...], Any]],
+                    source: Path, describes: str) -> None:
+    """``found`` name -> (shape, dtype) must be exactly ``expected`` (dtype None = not checked); the first
+    difference is a ModelError naming ``source``, a few tensors and what ``describes`` the expectation."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        parts = ([f"missing {len(missing)} tensor(s) {_few(missing)}"] if missing else []) + \
+                ([f"{len(extra)} unexpected tensor(s) {_few(extra)}"] if extra else [])
+        raise ModelError(f"{'; '.join(parts)}: the weights do not fit {describes}", source)
+    for name, (shape, dtype) in expected.items():
+        if tuple(found[name][0]) != tuple(shape):
+            raise ModelError(f"tensor '{name}' has shape {list(found[name][0])} but {describes} needs {list(shape)}",
+                             source)
+        if dtype is not None and found[name][1] != dtype:
+            raise ModelError(f"tensor '{name}' is {_dtype_name(found[name][1])} but {describes} needs "
+                             f"{_dtype_name(dtype)}", source)
+
+
+def _dtype_name(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], source: Path) -> None:
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ModelError(f"tensor '{name}' holds NaN or Inf values: the weights are damaged", source)
+
+
+def _meg_expected(cfg: Config, n_tokens: int, hidden: int, source: Path) -> dict:
+    """name -> (shape, dtype) of every tensor of brain2text.safetensors, from the MEG side built on meta."""
+    try:
+        with torch.device("meta"):
+            modules = meg_modules(cfg, n_tokens, hidden)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise ModelError(f"cannot build the model this config describes ({' '.join(str(exc).split())[:160]})",
+                         source) from None
+    return {f"{name}.{k}": (tuple(v.shape), v.dtype) for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def _check_meg_weights(root: Path, cfg: Config, n_tokens: int, hidden: int | None) -> dict[str, torch.Tensor]:
+    path = root / MODEL_WEIGHTS_FILE
+    state = read_safetensors(path)
+    if hidden is None:  # no base to ask: the word head's width is the decoder's
+        head = state.get("word_head.weight")
+        hidden = head.shape[0] if head is not None and head.ndim == 2 else 1
+    expected = _meg_expected(cfg, n_tokens, hidden, root / MODEL_CONFIG_FILE)
+    ctc = state.get("ctc_head.weight")
+    if ctc is not None and ctc.ndim == 2 and "ctc_head.weight" in expected and \
+            ctc.shape[0] != expected["ctc_head.weight"][0][0]:
+        raise ModelError(f"the CTC head predicts {ctc.shape[0] - 1} tokens (+ blank) but the tokenizer has {n_tokens}: "
+                         f"the tokenizer is not the one this model was trained with", root / TOKENIZER_DIR)
+    compare_tensors({k: (tuple(v.shape), v.dtype) for k, v in state.items()}, expected, path,
+                    f"the model that {MODEL_CONFIG_FILE} describes")
+    _check_finite(state, path)
+    return state
+
+
+def _decoder_on_meta(cfg: Config, hf_cfg, n_tokens: int, root: Path):
+    """The LoRA-wrapped base decoder on the meta device (structure and shapes, no weights)."""
+    try:
+        model, _ = build_decoder_on_meta(cfg.decoder, n_added_tokens=max(0, n_tokens - hf_cfg.vocab_size),
+                                         hf_cfg=hf_cfg)
+    except ValueError as exc:
+        raise ModelError(f"decoder.lora_target_modules {cfg.decoder.lora_target_modules} do not fit the base decoder "
+                         f"({' '.join(str(exc).split())[:160]})", root / MODEL_CONFIG_FILE) from None
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise ModelError(f"cannot build the base decoder from its config ({' '.join(str(exc).split())[:160]})",
+                         cfg.decoder.model_name_or_path) from None
+    return model
+
+
+# --------------------------------------------------------------------------------------- adapter
+def _adapter_settings(path: Path, cfg: Config) -> dict[str, Any]:
+    """peft's adapter_config.json, which must describe the LoRA of the model's config."""
+    acfg = read_json(path, missing="missing LoRA adapter config")
+    dec = cfg.decoder
+    if acfg.get("peft_type") != "LORA":
+        raise ModelError(f"'peft_type' is {acfg.get('peft_type')!r}: brain2text models carry a LORA adapter", path)
+    targets = acfg.get("target_modules")
+    targets = [targets] if isinstance(targets, str) else targets
+    if not isinstance(targets, list) or set(targets) != set(dec.lora_target_modules):
+        raise ModelError(f"'target_modules' is {acfg.get('target_modules')!r} but {MODEL_CONFIG_FILE} has "
+                         f"decoder.lora_target_modules={dec.lora_target_modules}", path)
+    for key, ours, want in (("r", "lora_r", dec.lora_r), ("lora_alpha", "lora_alpha", dec.lora_alpha)):
+        if isinstance(acfg.get(key), bool) or acfg.get(key) != want:
+            raise ModelError(f"'{key}' is {acfg.get(key)!r} but {MODEL_CONFIG_FILE} has decoder.{ours}={want}: the "
+                             "adapter was not saved with this model", path)
+    return {"base_model_name_or_path": acfg.get("base_model_name_or_path"), "r": dec.lora_r,
+            "lora_alpha": dec.lora_alpha, "target_modules": sorted(targets)}
+
+
+def _lora_expected(decoder) -> dict[str, tuple[tuple[int, ...], None]]:
+    """name -> (shape, None) of the LoRA tensors peft saves for ``decoder`` (the adapter name left out)."""
+    return {k.replace(".default.", "."): (tuple(v.shape), None) for k, v in decoder.state_dict().items()
+            if "lora_" in k}
+
+
+def _check_adapter(root: Path, cfg: Config, decoder, base: str) -> dict[str, Any]:
+    """adapter/: settings as the config says, float tensors, finite, shaped for LoRA on this base."""
+    folder = root / ADAPTER_DIR
+    info = _adapter_settings(folder / ADAPTER_CONFIG, cfg)
+    path = folder / ADAPTER_WEIGHTS
+    tensors = read_safetensors(path)
+    for name, t in tensors.items():
+        if t.dtype not in FLOAT_DTYPES:
+            raise ModelError(f"tensor '{name}' is {_dtype_name(t.dtype)}: LoRA weights are float32, bfloat16 or "
+                             "float16", path)
+    _check_finite(tensors, path)
+    found = {k: (tuple(v.shape), None) for k, v in tensors.items()}
+    if decoder is not None:
+        named = info["base_model_name_or_path"]
+        compare_tensors(found, _lora_expected(decoder), path, f"LoRA (r={cfg.decoder.lora_r}) on the base decoder "
+                        f"at {base!r} (the adapter names {named!r} as its base: was it trained on another one?)")
+    else:  # no base to compare with: the rank at least
+        for name, (shape, _) in found.items():
+            rank = shape[0] if ".lora_A." in name else shape[-1] if ".lora_B." in name else cfg.decoder.lora_r
+            if len(shape) != 2 or rank != cfg.decoder.lora_r:
+                raise ModelError(f"tensor '{name}' has shape {list(shape)}: not LoRA of rank {cfg.decoder.lora_r}",
+                                 path)
+    info["params"] = sum(t.numel() for t in tensors.values())
+    return info
+
+
+def _check_decoder_weights(root: Path, cfg: Config, decoder) -> Path | None:
+    """decoder.safetensors (a phase trained the whole decoder): its header against the base, when present."""
+    path = root / DECODER_WEIGHTS_FILE
+    if not path.exists():
+        return None
+    header = safetensors_header(path)
+    bad = [k for k, (_, dtype) in header.items() if dtype not in ("F32", "BF16", "F16")]
+    if bad:
+        raise ModelError(f"tensor '{bad[0]}' is {header[bad[0]][1]}: decoder weights are float32, bfloat16 or "
+                         "float16", path)
+    if decoder is not None and not (cfg.decoder.load_in_8bit or cfg.decoder.load_in_4bit):
+        expected = {k: (tuple(v.shape), None) for k, v in decoder.named_parameters() if "lora_" not in k}
+        compare_tensors(header, expected, path, "the base decoder")
+    return path
+
+
+# ----------------------------------------------------------------------------------- preprocessing
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _strings(record: dict, key: str, source: Path) -> list[str]:
+    values = record.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise ModelError(f"'{key}' must be a list of non-empty strings", source)
+    if len(set(values)) != len(values):
+        dup = next(v for v in values if values.count(v) > 1)
+        raise ModelError(f"'{key}' names {dup!r} twice", source)
+    return values
+
+
+def _check_scaler(key: str, scaler: Any, source: Path) -> int:
+    """One robust scaler: finite medians and positive finite IQRs, one of each per channel. Returns the count."""
+    where = f"scalers[{key!r}]"
+    if not isinstance(scaler, dict):
+        raise ModelError(f"{where} must be an object with 'median' and 'iqr'", source)
+    for name in ("median", "iqr"):
+        values = scaler.get(name)
+        if not isinstance(values, list) or not values:
+            raise ModelError(f"{where}.{name} must be a non-empty list of numbers, one per channel", source)
+        bad = [i for i, v in enumerate(values) if not _number(v) or (name == "iqr" and not v > 0)]
+        if bad:
+            rule = "positive finite numbers (a flat channel is stored as 1)" if name == "iqr" else "finite numbers"
+            raise ModelError(f"{where}.{name}: {len(bad)} of {len(values)} entries are not {rule} (first: "
+                             f"[{bad[0]}] = {values[bad[0]]!r})", source)
+    if len(scaler["median"]) != len(scaler["iqr"]):
+        raise ModelError(f"{where} has {len(scaler['median'])} medians but {len(scaler['iqr'])} IQRs", source)
+    return len(scaler["iqr"])
+
+
+def _check_scalers(record: dict, ch_names: list[str], subjects: list[str], cfg: Config, source: Path) -> None:
+    scalers = record.get("scalers", {})
+    if not isinstance(scalers, dict):
+        raise ModelError(f"'scalers' must be an object (subject|montage -> scaler), got {type(scalers).__name__}",
+                         source)
+    own = scaler_key("", ch_names).partition("|")[2] if ch_names else None  # the montage part of a key
+    for key, scaler in scalers.items():
+        n = _check_scaler(key, scaler, source)
+        subject, _, montage = key.partition("|")
+        if not montage or (subjects and subject not in subjects):
+            raise ModelError(f"scalers[{key!r}]: keys are 'subject|montage' with a subject of 'subjects'", source)
+        if montage == own and n != len(ch_names):
+            raise ModelError(f"scalers[{key!r}] has {n} channels but 'ch_names' (its montage) has {len(ch_names)}",
+                             source)
+        if not cfg.encoder.spatial_attention and n != cfg.encoder.n_chans:
+            raise ModelError(f"scalers[{key!r}] has {n} channels but the model takes encoder.n_chans="
+                             f"{cfg.encoder.n_chans}", source)
+    if own is not None and scalers and not any(k.partition("|")[2] == own for k in scalers):
+        raise ModelError(f"'ch_names' ({len(ch_names)} channels) match none of the scalers' montages: the record is "
+                         "for another channel set", source)
+
+
+def check_preprocessing(record: Any, cfg: Config, source: Path) -> dict:
+    """A preprocessing record (``preprocessing.json``) for the model of ``cfg``; a bad field is a ModelError (or
+    ConfigError, for ``data``) naming ``source`` and the field. Returns ``record``; unknown keys are left alone.
+
+    ``data``: valid data settings (strictly, as a config's); ``sfreq``: positive and ``data.sfreq``;
+    ``subjects``/``ch_names``: distinct names, no more subjects than the subject layer has slots, as many
+    channels as ``encoder.n_chans`` without spatial attention; ``scalers``: see :func:`_check_scalers`.
+    """
+    if not isinstance(record, dict):
+        raise ModelError(f"expected a JSON object, got {type(record).__name__}", source)
+    data = data_settings(record, cfg.data, source)
+    if "sfreq" in record:
+        sfreq = record["sfreq"]
+        if not _number(sfreq) or not sfreq > 0:
+            raise ModelError(f"'sfreq' must be a positive number, got {sfreq!r}", source)
+        if abs(sfreq - data.sfreq) > 1e-6:
+            raise ModelError(f"'sfreq' ({sfreq} Hz) disagrees with data.sfreq ({data.sfreq} Hz)", source)
+    subjects, ch_names = _strings(record, "subjects", source), _strings(record, "ch_names", source)
+    if cfg.encoder.subject_layer and len(subjects) > cfg.encoder.n_subjects:
+        raise ModelError(f"'subjects' lists {len(subjects)} subjects but the subject layer has encoder.n_subjects="
+                         f"{cfg.encoder.n_subjects} slots", source)
+    if ch_names and not cfg.encoder.spatial_attention and len(ch_names) != cfg.encoder.n_chans:
+        raise ModelError(f"'ch_names' lists {len(ch_names)} channels but the model takes encoder.n_chans="
+                         f"{cfg.encoder.n_chans} (no spatial attention)", source)
+    _check_scalers(record, ch_names, subjects, cfg, source)
+    if not isinstance(record.get("synthetic", False), bool):
+        raise ModelError(f"'synthetic' must be true or false, got {record['synthetic']!r}", source)
+    return record
+
+
+def data_settings(record: dict, fallback: DataConfig, source: Path) -> DataConfig:
+    """The record's ``data`` settings (what the model was trained on), strictly; ``fallback`` without any."""
+    if "data" not in record:
+        return fallback
+    return section_from_dict(DataConfig, record["data"], "data", str(source))
+
+
+# ------------------------------------------------------------------------------------ the whole
+def _param_counts(state: dict[str, torch.Tensor], adapter: dict, decoder) -> dict[str, int]:
+    """Values stored per part of :data:`~brain2text.registry.PARTS` (EMA codebooks counted with rvq)."""
+    counts, claimed = {}, set()
+    for part in PARTS.values():
+        if part.saved_in == MODEL_WEIGHTS_FILE:
+            keys = {k for k in state if k.startswith(part.module + ".")} - claimed
+            claimed |= keys
+            counts[part.name] = sum(state[k].numel() for k in keys)
+    counts["lora"] = adapter["params"]
+    if decoder is not None:
+        counts["decoder"] = sum(p.numel() for n, p in decoder.named_parameters() if "lora_" not in n)
+    return counts
+
+
+def validate_model_dir(path: str | os.PathLike, require_base: bool = True) -> ModelDirReport:
+    """Check every file of the model directory ``path`` (see module doc) and say what it holds.
+
+    ``require_base=False`` (``check-model``) reports a missing base decoder instead of refusing; the checks
+    that need its shape (LoRA tensors, the decoder's width) are then made against the directory alone.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelError("model directory not found", root)
+    files = _files(root)
+    meta, cfg = _read_meta(root)
+    base = _resolve_base(root, meta["decoder_base"])
+    cfg.decoder.model_name_or_path = base
+    hf_cfg = _base_config(base, root, require_base)
+    tokenizer = _check_tokenizer(root, meta)
+    decoder = _decoder_on_meta(cfg, hf_cfg, len(tokenizer), root) if hf_cfg is not None else None
+    hidden = decoder.get_input_embeddings().weight.shape[1] if decoder is not None else None
+    state = _check_meg_weights(root, cfg, len(tokenizer), hidden)
+    adapter = _check_adapter(root, cfg, decoder, base)
+    decoder_weights = _check_decoder_weights(root, cfg, decoder)
+    record = {}
+    if (root / PREPROCESSING_FILE).exists():
+        record = check_preprocessing(read_json(root / PREPROCESSING_FILE), cfg, root / PREPROCESSING_FILE)
+    info = read_json(root / TRAINING_INFO_FILE) if (root / TRAINING_INFO_FILE).exists() else None
+    return ModelDirReport(root, meta.get("version", FORMAT_VERSION), cfg, base, hf_cfg is not None, len(tokenizer),
+                          _param_counts(state, adapter, decoder), adapter, record, info, files, decoder_weights,
+                          state, tokenizer)
