@@ -148,3 +148,65 @@ def test_bare_nan_inside_dict_reads_as_missing(tmp_path):
     events = read_events(_write(tmp_path, HEADER + row))
     assert events["sound_id"].isna().all() and events["sequence_id"].tolist() == [3.0]
     assert [s.words for s in extract_sentences(events)] == [["Hi"]]
+
+
+# ------------------------------------------------------------------ damaged tables: refused or repaired
+def _word(onset: float, word: str, seq: float = 0.0) -> str:
+    return (f"{onset}\t0.2\t{{'kind': 'word', 'word': '{word}', 'sequence_id': {seq}, 'sound_id': 0.0, "
+            f"'condition': 'sentence'}}\t1\t1\n")
+
+
+def test_real_events_need_no_repair(real_events_path):
+    import warnings
+
+    from brain2text.errors import Brain2TextWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Brain2TextWarning)  # MEG-MASC as published: no duplicates, in time order
+        assert len(read_events(real_events_path)) == 6622
+
+
+def test_duplicate_rows_are_dropped_with_a_warning(tmp_path):
+    path = _write(tmp_path, HEADER + _word(1.0, "the") + _word(1.3, "cat") + _word(1.3, "cat") + _word(1.6, "sat"))
+    with pytest.warns(UserWarning, match=r"events.tsv: 1 duplicate row\(s\) dropped \(line 4"):
+        events = read_events(path)
+    assert events["line"].tolist() == [2, 3, 5]
+    assert extract_sentences(events)[0].text == "the cat sat"
+
+
+def test_the_same_word_twice_at_two_times_is_not_a_duplicate(tmp_path):
+    events = read_events(_write(tmp_path, HEADER + _word(1.0, "no") + _word(1.3, "no")))
+    assert extract_sentences(events)[0].words == ["no", "no"]
+
+
+def test_rows_out_of_order_are_sorted_with_a_warning(tmp_path):
+    path = _write(tmp_path, HEADER + _word(1.6, "sat") + _word(1.0, "the") + _word(1.3, "cat") + _word(2.0, "down"))
+    with pytest.warns(UserWarning, match=r"2 row\(s\) out of onset order \(first: line 3\); rows sorted by onset"):
+        events = read_events(path)
+    assert events["onset"].is_monotonic_increasing and events["line"].tolist() == [3, 4, 2, 5]
+    assert extract_sentences(events)[0].text == "the cat sat down"
+
+
+def test_negative_onsets_are_kept(tmp_path):
+    """BIDS allows events before the first sample; windowing skips their sentences as outside the recording."""
+    events = read_events(_write(tmp_path, HEADER + _word(-2.0, "early") + _word(1.0, "late", 1.0)))
+    assert events["onset"].tolist() == [-2.0, 1.0]
+
+
+def test_deep_nesting_and_huge_fields_are_refused_before_parsing(tmp_path):
+    import time
+
+    deep = "{'kind': " * 1000 + "'word'" + "}" * 1000
+    with pytest.raises(DataError, match=r"line 3: trial_type is nested 1000 levels deep"):
+        read_events(_write(tmp_path, HEADER + GOOD + f"2.0\t0.1\t{deep}\t1\t1\n"))
+    huge = "{'kind': 'word', 'word': '" + "a" * (50 * 2**20) + "'}"
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=rf"line 2: field 'trial_type' is {len(huge)} characters long \(at most 65536"):
+        read_events(_write(tmp_path, HEADER + f"1.0\t0.1\t{huge}\t1\t1\n" + GOOD))
+    assert time.perf_counter() - start < 10
+
+
+def test_brackets_inside_words_are_not_nesting(tmp_path):
+    word = "((((((((((" + "[" * 10 + "{" * 10 + "\\'"
+    row = f"1.0\t0.2\t{{'kind': 'word', 'word': '{word}', 'sequence_id': 0.0}}\t1\t1\n"
+    assert read_events(_write(tmp_path, HEADER + row))["word"].tolist() == [word.replace("\\'", "'")]

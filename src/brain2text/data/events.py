@@ -9,6 +9,14 @@ Layouts (DESIGN.md §3):
 
 Both give one table with the columns :data:`EVENT_TABLE_COLUMNS`. Story names are lower-cased
 (``The_Black_Willow`` -> ``the_black_willow``) so configs can name them one way.
+
+Hostile or damaged tables are refused before anything expensive runs: a file over
+:data:`MAX_EVENTS_BYTES`, a field over :data:`MAX_FIELD_CHARS` characters, a ``trial_type`` nested deeper
+than :data:`MAX_NESTING` (``ast.literal_eval`` would recurse into it), a missing or NaN onset. What can be
+repaired is repaired, with a warning saying what was done: exact duplicate rows are dropped (a word listed
+twice would be heard twice), and rows out of onset order are sorted (see :func:`read_events`). A negative
+onset is kept: BIDS allows events before the first sample, and their sentences fall outside the recording,
+where windowing skips and counts them.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, warn_user
 from .text import detokenize
 
 EVENT_TABLE_COLUMNS = ("onset", "duration", "kind", "story", "sound_id", "word", "phoneme", "sequence_id",
@@ -32,6 +40,9 @@ _TEXT = ("story", "word", "phoneme", "condition")
 _MISSING = ("", "n/a", "nan", "none", "null")
 # A plain label in a dict-layout file (e.g. mne-bids' BAD_ACQ_SKIP) is an event of that kind, not an error.
 _LABEL = re.compile(r"^[A-Za-z_][\w/ .-]*$")
+MAX_EVENTS_BYTES = 256 * 2**20  # MEG-MASC's largest events.tsv (words and phonemes) is a few MB
+MAX_FIELD_CHARS = 64 * 1024  # a MEG-MASC trial_type is ~300 characters
+MAX_NESTING = 8  # a MEG-MASC trial_type is a flat dict (nesting 1)
 # pandas writes missing values inside a dict as bare nan / inf, which literal_eval refuses: read them as None.
 _BARE_NAN = re.compile(r"(:\s*)(nan|NaN|-?inf)(\s*[,}])")
 
@@ -71,6 +82,10 @@ def _number(value, what: str, line: int, path) -> float:
 def _read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError("events file not found", path)
+    size = path.stat().st_size
+    if size > MAX_EVENTS_BYTES:
+        raise DataError(f"events file is {size / 2**20:.0f} MiB, more than any events table holds (at most "
+                        f"{MAX_EVENTS_BYTES // 2**20} MiB)", path)
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
@@ -84,13 +99,52 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"events table has no 'onset' column (columns: {list(table.columns)[:8]})", path)
     if "trial_type" not in table.columns and "kind" not in table.columns:
         raise DataError("events table has neither a 'trial_type' nor a 'kind' column", path)
+    _check_field_sizes(table, path)
     return table
+
+
+def _check_field_sizes(table: pd.DataFrame, path: Path) -> None:
+    """Refuse a field over :data:`MAX_FIELD_CHARS` (a 50 MB row), before any field is parsed."""
+    for column in table.columns:
+        if len(column) > MAX_FIELD_CHARS:
+            raise DataError(f"line 1: a column name is {len(column)} characters long (at most {MAX_FIELD_CHARS})",
+                            path)
+        lengths = table[column].str.len()
+        if len(lengths) and lengths.max() > MAX_FIELD_CHARS:
+            row = int(lengths.to_numpy().argmax())
+            raise DataError(f"line {row + 2}: field '{column[:40]}' is {int(lengths.iloc[row])} characters long (at "
+                            f"most {MAX_FIELD_CHARS}): not an event", path)
+
+
+def _nesting(text: str) -> int:
+    """Deepest bracket nesting of a literal, brackets inside quoted strings not counted."""
+    depth = deepest = 0
+    quote, escaped = None, False
+    for ch in text:
+        if quote:  # inside a string: only its closing quote matters
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
 
 
 def _parse_dict(text: str, line: int, path) -> dict:
     text = text.strip()
     if not text.startswith("{") and _LABEL.match(text):
         return {"kind": text}
+    if sum(text.count(b) for b in "([{") > MAX_NESTING and _nesting(text) > MAX_NESTING:  # count first: cheap
+        raise DataError(f"line {line}: trial_type is nested {_nesting(text)} levels deep (an event is a flat dict; at "
+                        f"most {MAX_NESTING})", path)
     try:
         value = ast.literal_eval(_BARE_NAN.sub(r"\1None\3", text))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -103,7 +157,7 @@ def _parse_dict(text: str, line: int, path) -> dict:
 def _normalise_row(info: dict, onset, duration, line: int, path) -> dict:
     row = {"onset": _number(onset, "onset", line, path), "duration": _number(duration, "duration", line, path)}
     if math.isnan(row["onset"]):
-        raise DataError(f"line {line}: onset is missing", path)
+        raise DataError(f"line {line}: onset is missing or NaN (every event needs a time)", path)
     if math.isnan(row["duration"]):
         row["duration"] = 0.0
     if row["duration"] < 0 or not math.isfinite(row["onset"]) or not math.isfinite(row["duration"]):
@@ -125,8 +179,14 @@ def read_events(path: str | os.PathLike) -> pd.DataFrame:
     """Read a MEG-MASC ``events.tsv`` (original dict-literal or flattened layout).
 
     Returns a table with columns :data:`EVENT_TABLE_COLUMNS` (``line`` is the 1-based line in the
-    file, header = 1), one row per event, in file order. Raises :class:`DataError` naming the file
+    file, header = 1), one row per event, sorted by onset. Raises :class:`DataError` naming the file
     and the line on a malformed row.
+
+    Exact duplicate rows are dropped, and rows out of onset order sorted (stably, so a word and its
+    first phoneme keep their order), each with a warning counting them. Sorting rather than refusing:
+    MEG-MASC's tables are written in time order, and sentences are runs of consecutive words *in time*,
+    so a table concatenated out of order (one story's block after another's) still says exactly which
+    word was heard when; refusing it would lose a usable recording.
     """
     path = Path(path)
     table = _read_table(path)
@@ -142,7 +202,29 @@ def read_events(path: str | os.PathLike) -> pd.DataFrame:
     rows = [_normalise_row(info, onsets[i], durations[i], i + 2, path) for i, info in enumerate(infos)]
     if not rows:
         return pd.DataFrame({c: [] for c in EVENT_TABLE_COLUMNS})
-    return pd.DataFrame(rows, columns=list(EVENT_TABLE_COLUMNS))
+    return _in_time_order(_without_duplicates(pd.DataFrame(rows, columns=list(EVENT_TABLE_COLUMNS)), path), path)
+
+
+def _without_duplicates(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``table`` without rows identical to an earlier one in every column but ``line`` (warned, counted)."""
+    dup = table.duplicated(subset=[c for c in EVENT_TABLE_COLUMNS if c != "line"], keep="first")
+    if dup.any():
+        lines = table.loc[dup, "line"].tolist()
+        shown = ", ".join(str(n) for n in lines[:5]) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
+        warn_user(f"{len(lines)} duplicate row(s) dropped (line {shown}: the same event as an earlier row)", path)
+        table = table[~dup].reset_index(drop=True)
+    return table
+
+
+def _in_time_order(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``table`` sorted by onset (stable); rows that came before an earlier onset are counted in a warning."""
+    onsets = table["onset"]
+    late = onsets < onsets.cummax().shift(fill_value=-math.inf)  # before an onset already seen
+    if late.any():
+        first = int(table.loc[late, "line"].iloc[0])
+        warn_user(f"{int(late.sum())} row(s) out of onset order (first: line {first}); rows sorted by onset", path)
+        table = table.sort_values("onset", kind="mergesort").reset_index(drop=True)
+    return table
 
 
 def _key(value):

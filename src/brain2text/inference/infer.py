@@ -32,6 +32,7 @@ from mne_bids import get_entities_from_fname
 from tqdm import tqdm
 
 from ..config import DataConfig, DecodingConfig
+from ..constants import PREPROCESSING_FILE
 from ..data.batch import MEGBatch
 from ..data.bids import events_path_for
 from ..data.cache import scaler_key
@@ -39,7 +40,7 @@ from ..data.events import extract_sentences, read_events
 from ..data.examples import sentence_window, sliding_windows
 from ..data.preprocessing import apply_robust_scaler, fit_robust_scaler, preprocess_raw
 from ..data.readers import meg_picks, read_recording, sensor_positions_2d
-from ..errors import Brain2TextError, DataError
+from ..errors import Brain2TextError, DataError, ModelError, warn_user
 from .model_view import ModelView
 
 
@@ -109,9 +110,13 @@ def match_channels(path: Path, ch_names: list[str], view: ModelView) -> list[int
 
 def _scale(path: Path, x: np.ndarray, ch_names: list[str], subject: str | None,
            view: ModelView) -> tuple[np.ndarray, str]:
-    stored = view.scalers.get(scaler_key(subject, ch_names)) if subject is not None else None
+    key = scaler_key(subject, ch_names) if subject is not None else None
+    stored = view.scalers.get(key) if key is not None else None
     if stored is not None:
         median, iqr = np.asarray(stored["median"], np.float32), np.asarray(stored["iqr"], np.float32)
+        if len(iqr) != x.shape[0]:
+            raise ModelError(f"scalers[{key!r}] has {len(iqr)} channels but the montage it is keyed by has "
+                             f"{x.shape[0]} ({path.name})", view.model_path / PREPROCESSING_FILE)
         source = f"model (subject {subject})"
     else:
         median, iqr = fit_robust_scaler([x])
@@ -123,14 +128,18 @@ def _windows(path: Path, n_samples: int, data: DataConfig, opts: InferenceOption
     events_path = events_path_for(path) if opts.use_events and path.is_file() else None
     if events_path is not None:
         sentences = extract_sentences(read_events(events_path), data.include_word_lists)
-        windows, refs, outside = [], [], 0
+        windows, refs = [], []
         for s in sentences:
             start, end = sentence_window(s, data.sfreq, data)
-            if start < 0 or end > n_samples or end <= start:
-                outside += 1
-                continue
-            windows.append((start, end))
-            refs.append(s.text)
+            if 0 <= start < end <= n_samples:
+                windows.append((start, end))
+                refs.append(s.text)
+        outside = len(sentences) - len(windows)
+        if outside:
+            then = "" if windows else "; sliding windows are decoded instead"
+            warn_user(f"{outside} of {len(sentences)} sentence(s) fall outside the recording (0-"
+                      f"{n_samples / data.sfreq:.1f} s: before its start or past its end) and were skipped{then}",
+                      events_path)
         if windows:
             return windows, refs, {"events_file": str(events_path), "sentences_outside_recording": outside}
     length = opts.window or data.window_length
