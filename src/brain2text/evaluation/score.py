@@ -23,7 +23,8 @@ else as ``text``):
   and predicts each next word: not generation) are read only with ``field="tf"``, and the result then
   carries a warning. A block with a missing, repeated or out-of-order line is an error naming the line.
 
-Every file must be UTF-8 text without NUL bytes. Errors are one line naming the file (and the line).
+Every file must be UTF-8 text: NUL bytes and other control characters (binary data), UTF-16 and other
+encodings are refused. Errors are one line naming the file (and the line).
 
 Rows are grouped into clusters for the bootstrap and the permutation test (``bootstrap.py``): by
 default rows with identical references (whitespace collapsed): the same sentence heard by several
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,9 @@ FORMATS = ("auto", "text", "json", "eegtotext")
 FORMAT_NAMES = {"text": "text", "json": "JSON", "eegtotext": "EEG-To-Text blocks"}
 TARGET, TF, FREE = "target string:", "predicted string with tf:", "predicted string:"
 EEG_FIELDS = {"free": FREE, "tf": TF}
+# C0 controls other than tab, newline, vertical tab, form feed and carriage return, and DEL: in no sentence, but in
+# nearly every binary file (even one whose bytes happen to decode as UTF-8).
+BINARY_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
 TF_WARNING = ("teacher-forced predictions ('predicted string with tf'): the model was fed the reference word by "
               "word; they are not generation and say nothing about decoding")
 
@@ -75,13 +80,17 @@ def _read_text(path: Path) -> str:
         raise Brain2TextError("is a directory, not a file", path) from None
     except OSError as exc:
         raise Brain2TextError(f"cannot read ({exc.strerror})", path) from None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise Brain2TextError("not UTF-8 text: it starts with a UTF-16 byte-order mark (save it as UTF-8)", path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Brain2TextError("not UTF-8 text (expected one sentence per line)", path) from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise Brain2TextError(f"not a text file: NUL byte on line {line} (binary data?)", path)
+    binary = BINARY_CHARS.search(text)
+    if binary is not None:
+        line = text.count("\n", 0, binary.start()) + 1
+        what = "NUL byte" if binary.group() == "\x00" else f"control character U+{ord(binary.group()):04X}"
+        raise Brain2TextError(f"not a text file: {what} on line {line} (binary data?)", path)
     return text[1:] if text.startswith("\ufeff") else text
 
 
