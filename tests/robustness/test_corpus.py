@@ -25,6 +25,7 @@ import pytest
 
 from brain2text.cli import main
 from robust_helpers import (
+    PROGRESS,
     SQD,
     assert_clean_error,
     diff_snapshots,
@@ -325,6 +326,28 @@ def c_events_no_onset_column(ctx):
     rec = recording_with_events(ctx.w, [])
     (ctx.w / "sub-01_task-0_events.tsv").write_text("time\ttrial_type\n1.0\tword\n")
     return Case(["inspect", str(rec)], ["sub-01_task-0_events.tsv", "no 'onset' column"])
+
+
+@case
+def c_events_nan_onset(ctx):
+    rows = [events_row(1.0, word_trial_type("the")),
+            events_row(1.3, word_trial_type("cat")).replace("1.3\t", "NaN\t", 1)]
+    return Case(["inspect", str(recording_with_events(ctx.w, rows))],
+                ["sub-01_task-0_events.tsv", "line 3", "onset is missing or NaN"])
+
+
+@case
+def c_events_trial_type_nested_1000_deep(ctx):
+    rows = [events_row(1.0, word_trial_type("the")), events_row(1.3, "{'kind': " * 1000 + "'word'" + "}" * 1000)]
+    return Case(["inspect", str(recording_with_events(ctx.w, rows))],
+                ["sub-01_task-0_events.tsv", "line 3", "nested 1000 levels deep"], sub=True)
+
+
+@case
+def c_events_50mb_row(ctx):
+    rows = [events_row(1.0, word_trial_type("x" * 50_000_000)), events_row(1.3, word_trial_type("cat"))]
+    return Case(["inspect", str(recording_with_events(ctx.w, rows))],
+                ["sub-01_task-0_events.tsv", "line 2", "field 'trial_type' is", "characters long (at most 65536)"])
 
 
 # ----------------------------------------------------------------------------- inference.py / infer
@@ -664,6 +687,47 @@ def c_synth_out_read_only_dir(ctx):
                 cleanup=lambda: release_dir(ro))
 
 
+# ------------------------------------------------------------------------------------------ score
+def _score(ctx, predictions: bytes, references: bytes = b"the cat sat\n", groups: bytes | None = None) -> list[str]:
+    (ctx.w / "refs.txt").write_bytes(references)
+    (ctx.w / "preds.txt").write_bytes(predictions)
+    argv = ["score", "--references", str(ctx.w / "refs.txt"), "--predictions", str(ctx.w / "preds.txt"),
+            "--output_file", str(ctx.w / "score.json"), "--bertscore_model", "none", "--n_bootstrap", "10"]
+    if groups is not None:
+        (ctx.w / "groups.txt").write_bytes(groups)
+        argv += ["--groups", str(ctx.w / "groups.txt")]
+    return argv
+
+
+@case
+def c_score_nul_bytes(ctx):
+    return Case(_score(ctx, b"\0" * 4096), ["preds.txt", "not a text file: NUL byte on line 1"], sub=True)
+
+
+@case
+def c_score_binary_that_decodes_as_utf8(ctx):
+    return Case(_score(ctx, bytes(range(1, 128)) * 4), ["preds.txt", "not a text file: control character U+0001"])
+
+
+@case
+def c_score_gzip_file(ctx):
+    import gzip
+
+    return Case(_score(ctx, gzip.compress(b"the cat sat\n")), ["preds.txt", "not UTF-8 text"])
+
+
+@case
+def c_score_utf16_references(ctx):
+    return Case(_score(ctx, b"the cat sat\n", "the cat sat\n".encode("utf-16")),
+                ["refs.txt", "not UTF-8 text: it starts with a UTF-16 byte-order mark"])
+
+
+@case
+def c_score_binary_groups_file(ctx):
+    return Case(_score(ctx, b"the cat sat\n", groups=b"\x01\x02\x03\n"),
+                ["groups.txt", "control character U+0001 on line 1"])
+
+
 # ----------------------------------------------------------------------------- usage errors (argparse)
 @case
 def c_usage_infer_sfreq_not_a_number(ctx):
@@ -726,3 +790,54 @@ def test_malformed_input_gives_one_clean_line_and_writes_nothing(name, setup, tm
     assert not diff_snapshots(before, after), diff_snapshots(before, after)
     if spec.marker is not None:
         assert not spec.marker.exists(), "a hostile payload was executed"
+
+
+# ------------------------------------------------------------- events that are repaired or skipped: warned
+def _sentence(start: float, words: str, seq: int) -> list[str]:
+    return [events_row(start + 0.3 * i, word_trial_type(w, seq)) for i, w in enumerate(words.split())]
+
+
+@dataclass
+class WarnCase:
+    rows: list[str]
+    expect: list[str]  # substrings of the one warning line
+    references: list[str] | None  # the segments' references in the output (None: sliding windows, no references)
+    sub: bool = False
+
+
+WARN_CASES: dict[str, Callable[[], WarnCase]] = {
+    "events_negative_onsets": lambda: WarnCase(
+        _sentence(-3.0, "before the start", 0) + _sentence(2.0, "a cat sat", 1),
+        ["1 of 2 sentence(s) fall outside the recording", "skipped"], ["a cat sat"]),
+    "events_words_past_the_end": lambda: WarnCase(
+        _sentence(2.0, "a cat sat", 0) + _sentence(30.0, "long after the end", 1),
+        ["1 of 2 sentence(s) fall outside the recording (0-10.0 s", "skipped"], ["a cat sat"], sub=True),
+    "events_every_sentence_past_the_end": lambda: WarnCase(
+        _sentence(30.0, "long after", 0) + _sentence(40.0, "even later", 1),
+        ["2 of 2 sentence(s) fall outside", "sliding windows are decoded instead"], None),
+    "events_unsorted_onsets": lambda: WarnCase(
+        [*reversed(_sentence(2.0, "a cat sat", 0)), *_sentence(5.0, "then it ran", 1)],
+        ["2 row(s) out of onset order (first: line 3)", "sorted by onset"], ["a cat sat", "then it ran"]),
+    "events_duplicate_rows": lambda: WarnCase(
+        [*(r := _sentence(2.0, "a cat sat", 0))[:2], r[1], r[1], r[2]],
+        ["2 duplicate row(s) dropped (line 4, 5", "same event as an earlier row"], ["a cat sat"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WARN_CASES))
+def test_repairable_events_give_one_warning_and_a_result(name, setup, tmp_path, capsys, monkeypatch):
+    spec = WARN_CASES[name]()
+    rec = recording_with_events(tmp_path / "case", spec.rows)
+    out = tmp_path / "results.json"
+    argv = ["infer", "--model_path", str(setup.model_dir), "--input_file", str(rec), "--output_file", str(out)]
+    if spec.sub:
+        rc, err = run_subprocess(["inference.py", *argv[1:]], tmp_path)
+    else:
+        rc, err = _run(argv, tmp_path, False, capsys, monkeypatch)
+    lines = [line for line in err.splitlines() if line.strip() and not PROGRESS.match(line.strip())]
+    assert rc == 0 and "Traceback" not in err, err[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "sub-01_task-0_events.tsv" in lines[0], err
+    for text in spec.expect:
+        assert text in lines[0], f"{text!r} not in {lines[0]!r}"
+    segments = json.loads(out.read_text())["segments"]
+    assert [s.get("reference") for s in segments] == (spec.references or [None] * len(segments)) and segments
