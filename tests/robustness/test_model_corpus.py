@@ -311,6 +311,10 @@ def _infer(model: Path, recording: Path, out: Path) -> list[str]:
 
 def test_the_undamaged_model_checks_and_decodes(trained, recording, tmp_path, capsys):
     model, setup = trained
+    assert main(["check-model", str(model)]) == 0
+    text = capsys.readouterr().out
+    assert "valid" in text and "(present)" in text and "adapter: LoRA r=4 alpha=8 on q_proj, v_proj" in text
+    assert "subjects 01 02, 2 scaler(s)" in text and "README.md" in text
     assert main(["check-model", str(model), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["decoder_base_present"] and info["adapter"]["r"] == 4 and info["n_tokens"] > 0
