@@ -170,3 +170,15 @@ def test_view_of_no_longer_ignores_a_bad_record(tiny_lm_dir):
     model.preprocessing = {"data": {"sfreq": "fast"}}
     with pytest.raises(ConfigError, match=r"key 'data.sfreq' must be a number"):
         view_of(model, "m")
+
+
+def test_weights_saved_in_16_bits_load_widened(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = _copy(saved[1], tmp_path)
+    state = load_file(str(path / "brain2text.safetensors"))
+    state["projector.net.0.weight"] = state["projector.net.0.weight"].half()
+    save_file(state, str(path / "brain2text.safetensors"))
+    weight = load_model(path).projector.net[0].weight
+    assert weight.dtype == torch.float32
+    torch.testing.assert_close(weight, state["projector.net.0.weight"].float(), atol=0, rtol=0)

@@ -187,7 +187,6 @@ def _resolve_base(root: Path, base: str) -> str:
 
 def _base_config(base: str, root: Path, required: bool):
     """The base decoder's HF config (its shape), or None when it is absent and not ``required``."""
-    problem = None
     try:
         check_decoder_path(base)
         return AutoConfig.from_pretrained(base, local_files_only=offline() or Path(base).is_dir())
@@ -219,8 +218,9 @@ def _few(names: list[str], n: int = 3) -> str:
 
 def compare_tensors(found: dict[str, tuple[tuple[int, ...], Any]], expected: dict[str, tuple[tuple[int, ...], Any]],
                     source: Path, describes: str) -> None:
-    """``found`` name -> (shape, dtype) must be exactly ``expected`` (dtype None = not checked); the first
-    difference is a ModelError naming ``source``, a few tensors and what ``describes`` the expectation."""
+    """``found`` name -> (shape, dtype) must be exactly ``expected`` (dtype: one, a tuple of those allowed, or
+    None = not checked); the first difference is a ModelError naming ``source``, a few tensors and what
+    ``describes`` the expectation."""
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     if missing or extra:
@@ -231,13 +231,20 @@ def compare_tensors(found: dict[str, tuple[tuple[int, ...], Any]], expected: dic
         if tuple(found[name][0]) != tuple(shape):
             raise ModelError(f"tensor '{name}' has shape {list(found[name][0])} but {describes} needs {list(shape)}",
                              source)
-        if dtype is not None and found[name][1] != dtype:
+        allowed = dtype if isinstance(dtype, tuple) else (dtype,)
+        if dtype is not None and found[name][1] not in allowed:
             raise ModelError(f"tensor '{name}' is {_dtype_name(found[name][1])} but {describes} needs "
-                             f"{_dtype_name(dtype)}", source)
+                             f"{' or '.join(_dtype_name(d) for d in allowed)}", source)
 
 
 def _dtype_name(dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def _storable(dtype: torch.dtype) -> tuple[torch.dtype, ...] | torch.dtype:
+    """The dtypes a tensor of the module's ``dtype`` may be saved in: a float32 weight also in 16 bits (loading
+    widens it exactly); float64 and integers are refused (not what any writer of this format saves)."""
+    return FLOAT_DTYPES if dtype == torch.float32 else dtype
 
 
 def _check_finite(tensors: dict[str, torch.Tensor], source: Path) -> None:
@@ -254,7 +261,8 @@ def _meg_expected(cfg: Config, n_tokens: int, hidden: int, source: Path) -> dict
     except (ValueError, RuntimeError, TypeError) as exc:
         raise ModelError(f"cannot build the model this config describes ({' '.join(str(exc).split())[:160]})",
                          source) from None
-    return {f"{name}.{k}": (tuple(v.shape), v.dtype) for name, m in modules.items() for k, v in m.state_dict().items()}
+    return {f"{name}.{k}": (tuple(v.shape), _storable(v.dtype)) for name, m in modules.items()
+            for k, v in m.state_dict().items()}
 
 
 def _check_meg_weights(root: Path, cfg: Config, n_tokens: int, hidden: int | None) -> dict[str, torch.Tensor]:
