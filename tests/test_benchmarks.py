@@ -40,6 +40,12 @@ def test_quick_suite_writes_results_json_and_markdown(tmp_path):
         assert r["passed"] in (True, False) and r["target"] > 0 and r["measured"] and r["baseline"]
     assert rows["B1"]["details"]["index_agreement_pct"] == 100.0  # same codebooks => same codes
     assert rows["B6"]["details"]["child"]["vm_hwm_gb"] > 0
+    assert "rusage_children_maxrss_gb" not in rows["B6"]["details"]  # the peak is the measured child's own
+    # every real-time figure carries the host's speed, measured just before it
+    for rid in ("B6", "B8"):
+        assert rows[rid]["details"]["host_mm_gflops_before"] > 0
+        table = out.with_suffix(".md").read_text()
+        assert "GFLOP/s" in next(line for line in table.splitlines() if line.startswith(f"| {rid} "))
     memory = record["full_size_memory"]["memory_gb"]
     assert memory["inference"] > 10 and "multi_phase/end_to_end" in memory
     table = out.with_suffix(".md").read_text()
