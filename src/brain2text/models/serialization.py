@@ -39,6 +39,7 @@ from ..registry import DECODER_WEIGHTS_FILE, WEIGHTS_MODULES
 from ..utils.atomic import atomic_directory
 from .build import build_model
 from .decoder import check_decoder_path
+from .units import CTCUnits
 
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -50,7 +51,7 @@ def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None
     state = {f"{part}.{k}": v.detach().cpu().contiguous() for part in WEIGHTS_MODULES
              for k, v in getattr(model, part).state_dict().items()}
     meta = {"format": "brain2text", "version": FORMAT_VERSION, "config": model.cfg.to_dict(),
-            "decoder_base": model.decoder_base, "n_tokens": len(model.tokenizer)}
+            "decoder_base": model.decoder_base, "n_tokens": len(model.tokenizer), "ctc_units": model.units.to_json()}
     try:
         json.dumps(preprocessing, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -113,7 +114,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         raise ModelError("not a brain2text model config (needs format, config and decoder_base)", meta_path)
     cfg = config_from_dict(meta["config"], source=str(meta_path))
     base = str(meta["decoder_base"])
-    if not Path(base).is_absolute() and (path / base).is_dir():  # a base shipped beside/inside the model
+    if not Path(base).is_absolute() and (path / base).exists():  # a base shipped beside/inside the model
         base = str((path / base).resolve())
     try:
         check_decoder_path(base)
@@ -126,7 +127,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     decoder_state = read_safetensors(path / DECODER_WEIGHTS_FILE) if (path / DECODER_WEIGHTS_FILE).exists() else None
     tokenizer = load_tokenizer(path / TOKENIZER_DIR)
     try:
-        model = build_model(cfg, tokenizer=tokenizer, adapter_dir=path / ADAPTER_DIR)
+        units = CTCUnits.from_json(meta.get("ctc_units"), len(tokenizer))
+        model = build_model(cfg, tokenizer=tokenizer, adapter_dir=path / ADAPTER_DIR, units=units)
     except Brain2TextError:
         raise
     except (OSError, ValueError, RuntimeError) as exc:
