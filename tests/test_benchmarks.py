@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-IDS = ["B1", "B10", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
+IDS = ["B1", "B10", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"]
 
 
 def _run(args: list[str], tmp_path: Path, timeout: int) -> subprocess.CompletedProcess:
@@ -38,7 +38,8 @@ def test_quick_suite_writes_results_json_and_markdown(tmp_path):
         assert r["error"] is None, (r["id"], r["error"])
         assert isinstance(r["figure"], float) and r["figure"] > 0, r
         assert r["measured"] and r["baseline"]
-        assert (r["passed"] in (True, False) and r["target"] > 0) or (r["comparison"] == "report" and r["id"] == "B10")
+        assert (r["passed"] in (True, False) and r["target"] > 0) or (r["comparison"] == "report"
+                                                                     and r["id"] in ("B9", "B10"))
     assert rows["B1"]["details"]["index_agreement_pct"] == 100.0  # same codebooks => same codes
     peers = [r for r in record["results"] if r["id"] == "B10"]
     assert len(peers) == 3 and all(0 <= r["details"]["agreement_pct"] <= 100 for r in peers)
@@ -66,7 +67,7 @@ def test_only_selects_benchmarks_and_unknown_ids_are_one_line_errors(tmp_path):
     proc = _run(["-m", "benchmarks", "--only", "B3,B99", "--out", str(bad)], tmp_path, 120)
     assert proc.returncode == 2 and not bad.exists()
     assert proc.stderr.strip().splitlines() == ["error: --only: unknown benchmark(s) B99; known: B1, B2, B3, B4, B5, "
-                                                "B6, B7, B8, B10, memory"]
+                                                "B6, B7, B8, B9, B10, memory"]
 
 
 def test_merge_reruns_some_rows_and_keeps_the_others(tmp_path):

@@ -23,18 +23,18 @@ from ..config import load_config
 from ..errors import Brain2TextError
 from ..models.info import model_info
 from ..utils.atomic import atomic_write_json, atomic_write_text
-from . import ctc_peers, data, encoder, generation, inference, rvq
+from . import ctc_peers, data, encoder, generation, inference, lm_training, rvq
 from .common import Result, Settings, host_mm_gflops, load_average, machine, versions
 
 TITLE = {"B1": "RVQ encode", "B2": "RVQ training step", "B3": "RVQ search FLOP/s", "B4": "encoder fwd+bwd roofline",
          "B5": "cache reads + data wait", "B6": "preprocessing speed + RSS", "B7": "batched generation",
-         "B8": "inference end to end", "B10": "CTC decoders people use"}
+         "B8": "inference end to end", "B9": "SmolLM2 training step", "B10": "CTC decoders people use"}
 
 
 def _registry() -> list[tuple[tuple[str, ...], Callable[[Settings], list[Result]]]]:
     return [(("B1", "B3"), rvq.bench_b1_b3), (("B2",), rvq.bench_b2), (("B4",), encoder.bench_b4),
             (("B5",), data.bench_b5), (("B6",), data.bench_b6), (("B7",), generation.bench_b7),
-            (("B8",), inference.bench_b8), (("B10",), ctc_peers.bench_b10)]
+            (("B8",), inference.bench_b8), (("B9",), lm_training.bench_b9), (("B10",), ctc_peers.bench_b10)]
 
 
 def full_size_memory() -> dict:
