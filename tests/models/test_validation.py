@@ -71,7 +71,7 @@ def test_unknown_files_keys_and_inner_symlinks_are_tolerated(saved, tmp_path):
     (path / "evaluation" / "eval.json").write_text("{}")
     (path / "card-link.md").symlink_to(path / "README.md")
     meta = json.loads((path / "brain2text_config.json").read_text())
-    meta["ctc_units"] = ["a", "b"]  # a key a later version may add: ignored, not refused
+    meta["tokenizer_notes"] = ["a", "b"]  # a key a later version may add: ignored, not refused
     (path / "brain2text_config.json").write_text(json.dumps(meta))
     again = load_model(path)
     batch = make_batch(tokenizer=model.tokenizer)
@@ -182,3 +182,25 @@ def test_weights_saved_in_16_bits_load_widened(saved, tmp_path):
     weight = load_model(path).projector.net[0].weight
     assert weight.dtype == torch.float32
     torch.testing.assert_close(weight, state["projector.net.0.weight"].float(), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("units, problem", [(["a", "b"], "must be a list of token ids"), ([3, 3], "distinct token ids"),
+                                            ([10**6], "distinct token ids below")])
+def test_bad_ctc_units_are_refused_naming_the_key(saved, tmp_path, units, problem):
+    _, path = saved
+    path = _copy(path, tmp_path)
+    meta = json.loads((path / "brain2text_config.json").read_text())
+    meta["ctc_units"] = units
+    (path / "brain2text_config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=f"brain2text_config.json: 'ctc_units'.*{problem}"):
+        validate_model_dir(path)
+
+
+def test_ctc_units_that_disagree_with_the_ctc_head_are_refused(saved, tmp_path):
+    _, path = saved
+    path = _copy(path, tmp_path)
+    meta = json.loads((path / "brain2text_config.json").read_text())
+    meta["ctc_units"] = [0, 1, 2]  # the head was trained over every token id
+    (path / "brain2text_config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="'ctc_units' lists 3"):
+        validate_model_dir(path)

@@ -143,16 +143,28 @@ def test_sigkill_mid_run_then_resume_is_bit_identical_on_the_real_model(real_ove
     assert reference and _weights(out / "final_model") == reference
 
 
-@pytest.mark.slow
-def test_two_process_ddp_on_cpu_gives_identical_weights(real_overrides, tmp_path):
+def _launcher(name: str) -> list[str]:
     import shutil
+    import socket
 
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    if torchrun is None:
-        pytest.skip("torchrun not found")
+    exe = shutil.which(name, path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip(f"{name} not found")
+    if name == "torchrun":
+        return [exe, "--standalone", "--nproc_per_node", "2"]
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = REPO / "configs" / "accelerate_2proc.yaml"  # the config file README points users to
+    return [exe, "launch", "--config_file", str(config), "--main_process_port", str(port)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_process_ddp_on_cpu_gives_identical_weights(real_overrides, tmp_path, launcher):
     hashes = tmp_path / "hashes"
     hashes.mkdir()
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", str(HERE / "train_and_hash.py"), str(hashes),
+    cmd = [*_launcher(launcher), str(HERE / "train_and_hash.py"), str(hashes),
            "--config", str(REPO / "configs" / "tiny.yaml"), "--mode", "multi_phase",
            "--output_dir", str(tmp_path / "run"), *real_overrides]
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,

@@ -15,8 +15,8 @@ built = []
 _default = run_mod.build_model
 
 
-def _capture(cfg):
-    model = _default(cfg)
+def _capture(cfg, **kwargs):
+    model = _default(cfg, **kwargs)
     built.append(model)
     return model
 

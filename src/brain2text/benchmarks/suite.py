@@ -23,18 +23,18 @@ from ..config import load_config
 from ..errors import Brain2TextError
 from ..models.info import model_info
 from ..utils.atomic import atomic_write_json, atomic_write_text
-from . import data, encoder, generation, inference, rvq
-from .common import Result, Settings, load_average, machine, versions
+from . import ctc_peers, data, encoder, generation, inference, lm_training, rvq
+from .common import Result, Settings, host_mm_gflops, load_average, machine, versions
 
 TITLE = {"B1": "RVQ encode", "B2": "RVQ training step", "B3": "RVQ search FLOP/s", "B4": "encoder fwd+bwd roofline",
          "B5": "cache reads + data wait", "B6": "preprocessing speed + RSS", "B7": "batched generation",
-         "B8": "inference end to end"}
+         "B8": "inference end to end", "B9": "SmolLM2 training step", "B10": "CTC decoders people use"}
 
 
 def _registry() -> list[tuple[tuple[str, ...], Callable[[Settings], list[Result]]]]:
     return [(("B1", "B3"), rvq.bench_b1_b3), (("B2",), rvq.bench_b2), (("B4",), encoder.bench_b4),
             (("B5",), data.bench_b5), (("B6",), data.bench_b6), (("B7",), generation.bench_b7),
-            (("B8",), inference.bench_b8)]
+            (("B8",), inference.bench_b8), (("B9",), lm_training.bench_b9), (("B10",), ctc_peers.bench_b10)]
 
 
 def full_size_memory() -> dict:
@@ -57,7 +57,7 @@ def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> di
         if only and not (set(ids) & only):
             continue
         log(f"running {', '.join(ids)} ...")
-        load = load_average()
+        load, host = load_average(), host_mm_gflops()
         start = time.perf_counter()
         try:
             results = fn(settings)
@@ -70,6 +70,7 @@ def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> di
                 continue
             r.seconds = round(took / len(results), 2)
             r.details["load_average_before"] = load
+            r.details["host_mm_gflops_before"] = host
             record["results"].append(r.to_dict())
             log(f"  {r.id} {_figure(r.to_dict())} (target {_target(r.to_dict())}): {r.measured} vs {r.baseline}")
     if not only or "memory" in only:
@@ -131,6 +132,9 @@ def markdown(record: dict) -> str:
     for r in record["results"]:
         met = {True: "yes", False: "**no**", None: "report"}[r["passed"]]
         measured = r["measured"] if not r["error"] else f"error: {r['error']}"
+        host = r.get("details", {}).get("host_mm_gflops_before")
+        if r["baseline"] == "real time" and host and not r["error"]:  # real-time figures move with the host
+            measured += f" (host: torch.mm {host:.0f} GFLOP/s)"
         lines.append(f"| {r['id']} | {r['name']} | {measured} | {r['baseline']} | {_figure(r)} | {_target(r)} "
                      f"| {met} |")
     mem = record.get("full_size_memory", {}).get("memory_gb")

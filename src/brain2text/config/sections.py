@@ -203,8 +203,9 @@ class ProjectorConfig:
 # ------------------------------------------------------------------------------------- decoder
 @dataclass
 class DecoderConfig:
-    model_name_or_path: str = _help("Local directory or hub id of a causal LM (from_pretrained).",
-                                    "meta-llama/Llama-2-7b-hf")
+    model_name_or_path: str = _help("Local directory or hub id of a causal LM (from_pretrained), or a .gguf file "
+                                    "(de-quantized to dtype on load; `brain2text prepare-lm` converts SmolLM2-135M "
+                                    "once into a folder).", "meta-llama/Llama-2-7b-hf")
     dtype: str = _help("Weights dtype: float32, bfloat16 or float16.", "bfloat16")
     lora_r: int = _help("LoRA rank.", 8)
     lora_alpha: int = _help("LoRA alpha.", 16)
@@ -216,6 +217,9 @@ class DecoderConfig:
     prompt: str = _help("Text before the MEG tokens.", "Transcribe the speech heard during this MEG recording:")
     word_dropout: float = _help("Training only: share of target tokens replaced by random tokens in the LM input.", 0.0)
     max_new_tokens: int = _help("Generation length limit.", 48)
+    ctc_units: str = _help("Classes of the CTC head: 'all' (every tokenizer id) or 'training_text' (the ids that "
+                           "occur in the training split's sentences: a pretrained LM's 49k-id vocabulary shrinks to "
+                           "a few thousand, and the CTC head and searches with it).", "all")
     pretrain_tokenizer: str = _help("Tokenizer that `brain2text pretrain-lm` trains with the default decoder: 'bpe' "
                                     "(byte-level BPE) or 'word' (one id per training word).", "bpe")
 
@@ -230,6 +234,8 @@ class DecoderConfig:
         check_fraction("decoder", self, ("lora_dropout", "word_dropout"))
         if not self.lora_target_modules:
             raise ConfigError("decoder.lora_target_modules must name at least one module (e.g. [q_proj, v_proj])")
+        if self.ctc_units not in ("all", "training_text"):
+            raise ConfigError(f"decoder.ctc_units must be 'all' or 'training_text', got {self.ctc_units!r}")
 
 
 # ------------------------------------------------------------------------------------ decoding

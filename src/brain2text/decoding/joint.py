@@ -84,11 +84,13 @@ def joint_beam_search(
     length_penalty: float = 1.0,
     pre_beam: int | None = None,
     ctc_length: int | None = None,
+    unit_ids: Tensor | None = None,
 ) -> list[int]:
     """Joint CTC/LLM beam search; returns the best hypothesis' token ids (no ``bos_ids``, no ``eos``).
 
-    ``ctc_log_probs``: ``(T, V_tok + 1)`` log-softmax of the CTC head for one example (``blank`` =
-    ``V_tok``), ``ctc_length`` its valid frames. ``ctc_weight`` 0 gives :func:`lm_beam_search` and 1
+    ``ctc_log_probs``: ``(T, U + 1)`` log-softmax of the CTC head for one example (``blank`` = ``U``),
+    ``ctc_length`` its valid frames; ``unit_ids`` ``(U,)``: the LM token id of each CTC class (None: class
+    ``c`` is token ``c``). ``ctc_weight`` 0 gives :func:`lm_beam_search` and 1
     :func:`~brain2text.decoding.ctc.ctc_prefix_beam_search`'s best hypothesis (module docstring).
     """
     if not 0.0 <= ctc_weight <= 1.0:
@@ -96,15 +98,29 @@ def joint_beam_search(
     if ctc_weight > 0 and ctc_log_probs is None:
         raise ValueError("ctc_weight > 0 needs ctc_log_probs")
     if ctc_weight == 1.0:
-        return ctc_prefix_beam_search(ctc_log_probs, blank, beam=beam, length=ctc_length)[0][0]
+        return as_tokens(ctc_prefix_beam_search(ctc_log_probs, blank, beam=beam, length=ctc_length)[0][0], unit_ids)
     scorer = None
     if ctc_weight > 0:
-        scorer = CTCPrefixScorer(ctc_log_probs, blank, eos_id=eos_id, length=ctc_length)
+        scorer = CTCPrefixScorer(ctc_log_probs, blank, eos_id=None, length=ctc_length)
     hyps = _beam_search(
         lm_step_fn, bos_ids, eos_id, beam, max_len, length_penalty, scorer=scorer, ctc_weight=ctc_weight,
-        pre_beam=pre_beam
+        pre_beam=pre_beam, unit_ids=unit_ids
     )
     return hyps[0][0]
+
+
+def as_tokens(classes: list[int], unit_ids: Tensor | None) -> list[int]:
+    """CTC classes (no blank) as LM token ids."""
+    return list(classes) if unit_ids is None else unit_ids[list(classes)].tolist()
+
+
+def _class_lookup(unit_ids: Tensor | None, vocab: int) -> Tensor | None:
+    """LM token id -> CTC class, -1 for tokens that are no CTC class (None: the identity)."""
+    if unit_ids is None:
+        return None
+    lookup = torch.full((max(vocab, int(unit_ids.max()) + 1),), -1, dtype=torch.long)
+    lookup[unit_ids] = torch.arange(len(unit_ids))
+    return lookup
 
 
 def joint_decode_batch(
@@ -140,11 +156,12 @@ def _beam_search(
     ctc_weight: float = 0.0,
     pre_beam: int | None = None,
     lm_weight: float | None = None,
+    unit_ids: Tensor | None = None,
 ) -> list[tuple[list[int], float]]:
     """The shared loop; returns finished ``(tokens without eos, normalised score)``, best first.
 
     ``scorer`` None: LM only. ``lm_weight`` overrides ``1 - ctc_weight`` (tests run the
-    label-synchronous search with CTC alone by passing 0).
+    label-synchronous search with CTC alone by passing 0). ``unit_ids``: see :func:`joint_beam_search`.
     """
     if beam < 1 or max_len < 1:
         raise ValueError(f"beam and max_len must be >= 1, got {beam} and {max_len}")
@@ -153,14 +170,17 @@ def _beam_search(
     run_score, run_lm = torch.zeros(1), torch.zeros(1)
     ctc_state = scorer.initial_state() if scorer is not None else None
     finished: list[tuple[float, list[int]]] = []
+    lookup = None
     for step in range(max_len):
         lm = _next_log_probs(lm_step_fn, bos_ids, running)  # (n, V)
+        if lookup is None and unit_ids is not None:
+            lookup = _class_lookup(unit_ids, lm.shape[1])
         with single_thread():  # the search's own ops are tiny (the LM keeps its threads)
             cand_lm = run_lm[:, None] + lm
             if scorer is None:
                 cand_score = run_score[:, None] + lm  # exactly HF's accumulation
             else:
-                cand_ctc = _ctc_columns(scorer, ctc_state, lm.shape[1], lm, eos_id, pre_beam)
+                cand_ctc = _ctc_columns(scorer, ctc_state, lm.shape[1], lm, eos_id, pre_beam, unit_ids)
                 cand_score = ctc_weight * cand_ctc + (lm_w * cand_lm if lm_w else 0.0)
             top_score, top_flat = _top_candidates(cand_score, 2 * beam)  # HF: (1 + n_eos) * num_beams
             parents = (top_flat // lm.shape[1]).tolist()
@@ -175,6 +195,7 @@ def _beam_search(
             run_score, run_lm = top_score[keep], cand_lm.flatten()[top_flat[keep]]
             if ctc_state is not None:  # the time recursion runs only for the hypotheses kept
                 kept = torch.tensor([tokens[j] for j in keep])[:, None]
+                kept = kept if lookup is None else lookup[kept]  # LM ids -> CTC classes (all are units here)
                 _, ctc_state = scorer.score(ctc_state.take([parents[j] for j in keep]), kept)
         if hasattr(lm_step_fn, "reorder"):
             lm_step_fn.reorder([parents[j] for j in keep])
@@ -203,13 +224,17 @@ def _add_finished(finished, running, parents, tokens, hits, top_score, beam, eos
     return sorted(finished, key=lambda f: -f[0])[:beam]
 
 
-def _ctc_columns(scorer: CTCPrefixScorer, state, vocab: int, lm: Tensor, eos_id: int, pre_beam: int | None) -> Tensor:
+def _ctc_columns(scorer: CTCPrefixScorer, state, vocab: int, lm: Tensor, eos_id: int, pre_beam: int | None,
+                 unit_ids: Tensor | None = None) -> Tensor:
     """CTC prefix scores ``(n, vocab)`` in the LM's vocabulary: ids the CTC head lacks score ``-inf``;
     with ``pre_beam``, only each hypothesis' ``pre_beam`` best tokens by LM and by CTC, and ``eos``, stay."""
     ctc = scorer.prefix_scores(state).float()  # (n, V_ctc), blank already -inf
     out = ctc.new_full((ctc.shape[0], vocab), NEG_INF)
-    shared = min(vocab, ctc.shape[1])
-    out[:, :shared] = ctc[:, :shared]
+    if unit_ids is None:
+        shared = min(vocab, ctc.shape[1])
+        out[:, :shared] = ctc[:, :shared]
+    else:
+        out[:, unit_ids] = ctc[:, : len(unit_ids)]
     if eos_id < vocab:  # also when eos lies beyond the CTC classes
         out[:, eos_id] = scorer.end_scores(state).float()
     if pre_beam is not None and pre_beam < vocab:
@@ -241,18 +266,22 @@ def rescore_nbest(
     max_len: int,
     length_penalty: float = 1.0,
     ctc_length: int | None = None,
+    ctc_score_fn: LMScoreFn | None = None,
+    unit_ids: Tensor | None = None,
 ) -> list[int]:
     """N-best rescoring: the union of the CTC prefix beam's and the LLM beam's ``beam``-best lists,
     each scored ``((1 - w) * log P_LM(y + eos) + w * log P_CTC(y)) / (len(y) + 1) ** length_penalty``
     with exact full-sequence probabilities (:mod:`brain2text.decoding.scorers`; ``lm_score_fn`` gives the LM's
     for a list of candidates, e.g. :func:`~brain2text.decoding.scorers.lm_sequence_log_prob` after the
-    example's context); returns the best ``y``."""
+    example's context); returns the best ``y``. With ``unit_ids`` (see :func:`joint_beam_search`) the
+    candidates are token ids and ``ctc_score_fn`` gives their CTC score (``-inf`` for a non-unit token)."""
     lp = checked_log_probs(ctc_log_probs, blank, ctc_length)
-    cands = [y for y, _ in ctc_prefix_beam_search(lp, blank, beam=beam)]
+    cands = [as_tokens(y, unit_ids) for y, _ in ctc_prefix_beam_search(lp, blank, beam=beam)]
     if ctc_weight < 1.0:
         lm_hyps = _beam_search(lm_step_fn, bos_ids, eos_id, beam, max_len, length_penalty)
         cands += [y for y, _ in lm_hyps if y not in cands]
-    score = ctc_weight * ctc_sequence_log_prob(lp, cands, blank)
+    ctc = ctc_sequence_log_prob(lp, cands, blank) if ctc_score_fn is None else ctc_score_fn(cands).float().cpu()
+    score = ctc_weight * ctc
     if ctc_weight < 1.0:
         score = score + (1.0 - ctc_weight) * lm_score_fn(cands).float().cpu()
     norm = torch.tensor([(len(y) + 1) ** length_penalty for y in cands], dtype=score.dtype)
@@ -269,6 +298,7 @@ def ctc_fusion_beam_search(
     length_bonus: float = 0.0,
     length: int | None = None,
     prune_topk: int | None = None,
+    unit_ids: Tensor | None = None,
 ) -> list[int]:
     """CTC prefix beam search with LLM shallow fusion; returns the best hypothesis' token ids.
 
@@ -281,12 +311,14 @@ def ctc_fusion_beam_search(
     the LLM can only move the output away from the encoder's where its evidence outweighs the CTC's.
 
     ``prefix_lm_fn(prefixes) -> (n, V_lm)`` next-token log-probs after each prefix of token ids (prefixes of
-    any lengths; each distinct prefix is asked for once). LM ids beyond the CTC classes are ignored.
+    any lengths; each distinct prefix is asked for once). ``unit_ids`` ``(U,)``: the LM token id of each
+    CTC class (None: class ``c`` is token ``c``, and LM ids beyond the CTC classes are ignored).
     """
     if lm_weight < 0:
         raise ValueError(f"lm_weight must be >= 0, got {lm_weight}")
     if lm_weight == 0 and length_bonus == 0:
-        return ctc_prefix_beam_search(log_probs, blank, beam=beam, length=length, prune_topk=prune_topk)[0][0]
+        best = ctc_prefix_beam_search(log_probs, blank, beam=beam, length=length, prune_topk=prune_topk)[0][0]
+        return as_tokens(best, unit_ids)
     if lm_weight > 0 and prefix_lm_fn is None:
         raise ValueError("lm_weight > 0 needs prefix_lm_fn")
     if beam < 1:
@@ -299,13 +331,16 @@ def ctc_fusion_beam_search(
         """``lm_weight * log P_LM(. | prefix)`` over the CTC classes (blank column -inf), + the eos column."""
         todo = [p for p in dict.fromkeys(prefixes) if p not in cache]
         if todo:
-            out = prefix_lm_fn([list(p) for p in todo]).detach().float().cpu()
+            out = prefix_lm_fn([as_tokens(p, unit_ids) for p in todo]).detach().float().cpu()
             if out.ndim != 2 or out.shape[0] != len(todo):
                 raise ValueError(f"prefix_lm_fn must return ({len(todo)}, V) log-probs, got {tuple(out.shape)}")
             for p, row in zip(todo, out):
                 cls = row.new_full((n_classes + 1,), NEG_INF)
-                shared = min(n_classes, row.shape[0])
-                cls[:shared] = lm_weight * row[:shared]
+                if unit_ids is None:
+                    shared = min(n_classes, row.shape[0])
+                    cls[:shared] = lm_weight * row[:shared]
+                else:
+                    cls[: len(unit_ids)] = lm_weight * row[unit_ids]
                 cls[blank] = NEG_INF
                 cls[n_classes] = lm_weight * row[eos_id] if eos_id < row.shape[0] else NEG_INF
                 cache[p] = cls
@@ -323,4 +358,4 @@ def ctc_fusion_beam_search(
     final = torch.logaddexp(p_b, p_nb) + fuse
     if lm_weight > 0:
         final = final + lm_rows(prefixes)[:, n_classes]
-    return list(prefixes[int(torch.argmax(final))])
+    return as_tokens(prefixes[int(torch.argmax(final))], unit_ids)

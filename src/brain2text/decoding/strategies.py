@@ -84,13 +84,20 @@ register(Strategy("beam", "the LLM alone, beam search (Hugging Face generate, de
 
 
 # --------------------------------------------------------------------------------------- encoder alone
+def _unit_ids(model) -> torch.Tensor | None:
+    """The LM token id of each CTC class, or None when class ``c`` is token ``c``."""
+    return None if model.units.identity else model.units.token_ids
+
+
 def _ctc_decode(model, batch, enc, decoding) -> list[list[int]]:
     """Greedy CTC with one beam, else CTC prefix beam search."""
-    blank, lengths = len(model.tokenizer), enc.mask.sum(1).tolist()
+    blank, lengths = model.units.blank, enc.mask.sum(1).tolist()
     if decoding.num_beams <= 1:
-        return [ctc_greedy(lp, blank, n) for lp, n in zip(enc.ctc_log_probs, lengths)]
-    return [ctc_prefix_beam_search(lp, blank, beam=decoding.num_beams, length=n)[0][0]
-            for lp, n in zip(enc.ctc_log_probs, lengths)]
+        classes = [ctc_greedy(lp, blank, n) for lp, n in zip(enc.ctc_log_probs, lengths)]
+    else:
+        classes = [ctc_prefix_beam_search(lp, blank, beam=decoding.num_beams, length=n)[0][0]
+                   for lp, n in zip(enc.ctc_log_probs, lengths)]
+    return [model.units.tokens(c) for c in classes]
 
 
 register(Strategy("ctc", "the encoder alone: CTC prefix beam search (greedy with num_beams 1)", _ctc_decode,
@@ -112,14 +119,16 @@ def _joint_decode(model, batch, enc, decoding) -> list[list[int]]:
     def step(i: int) -> CachedLMStep:
         return CachedLMStep(model.decoder, contexts[i], model.embed)
 
-    common = dict(bos_ids=[], eos_id=model.eos_id, blank=len(model.tokenizer), beam=decoding.num_beams,
-                  max_len=model.cfg.decoder.max_new_tokens, length_penalty=decoding.length_penalty)
+    common = dict(bos_ids=[], eos_id=model.eos_id, blank=model.units.blank, beam=decoding.num_beams,
+                  max_len=model.cfg.decoder.max_new_tokens, length_penalty=decoding.length_penalty,
+                  unit_ids=_unit_ids(model))
     if decoding.strategy == "rescore" and enc is not None:
         lengths = enc.mask.sum(1).tolist()
         return [rescore_nbest(step(i), partial(lm_sequence_log_prob, model.decoder, contexts[i], model.embed,
                                                eos_id=model.eos_id),
                               enc.ctc_log_probs[i], ctc_weight=decoding.ctc_weight, ctc_length=int(lengths[i]),
-                              **common)
+                              ctc_score_fn=None if model.units.identity else
+                              (lambda c, i=i: model.ctc_scores(enc.example_ctc(i), c)[0]), **common)
                 for i in range(len(batch))]
     if enc is None:
         return joint_decode_batch(step, None, None, len(batch), ctc_weight=0.0, **common)
@@ -151,10 +160,11 @@ register(Strategy("rescore", "the CTC and LLM n-best lists pooled and rescored w
 def _fusion_decode(model, batch, enc, decoding) -> list[list[int]]:
     """CTC prefix beam search with the MEG-conditioned LLM's shallow fusion (one example at a time)."""
     contexts, lengths = _contexts(model, batch, enc), enc.mask.sum(1).tolist()
-    return [ctc_fusion_beam_search(enc.ctc_log_probs[i], len(model.tokenizer),
+    return [ctc_fusion_beam_search(enc.ctc_log_probs[i], model.units.blank,
                                    PrefixLM(model.decoder, contexts[i], model.embed), eos_id=model.eos_id,
                                    beam=decoding.num_beams, lm_weight=decoding.lm_weight,
-                                   length_bonus=decoding.length_bonus, length=int(lengths[i]))
+                                   length_bonus=decoding.length_bonus, length=int(lengths[i]),
+                                   unit_ids=_unit_ids(model))
             for i in range(len(batch))]
 
 

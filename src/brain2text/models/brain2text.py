@@ -6,7 +6,8 @@ training objective (:func:`brain2text.registry.weighted_total`). The batch carri
 (``MEGBatch.target_ids``, ``ctc_targets``, ``word_ids``: the data layer tokenises), so the model never
 tokenises targets. ``generate`` is free-running: it never sees target text, and runs the search of the
 configured :mod:`decoding strategy <brain2text.decoding.strategies>`. Auxiliary heads keep the LLM
-honest (DESIGN.md §8): ``ctc_head`` predicts the decoder tokenizer's ids plus a blank (``len(tokenizer)``)
+honest (DESIGN.md §8): ``ctc_head`` predicts the CTC units (:mod:`brain2text.models.units`: the decoder
+tokenizer's ids, all or those of the training text) plus a blank
 from encoder tokens, ``word_head`` maps MEG around each word onset to the LM's embedding space.
 Construction: :mod:`brain2text.models.build`; saving and loading: :mod:`brain2text.models.serialization`.
 """
@@ -30,6 +31,7 @@ from .encoder import MEGEncoder
 from .projector import build_projector
 from .rvq import ResidualVQ
 from .splice import SplicedInputs, splice_meg
+from .units import CTCUnits
 
 
 @dataclass
@@ -50,26 +52,33 @@ class EncodedMEG:
         """Example ``b`` alone (tokens, mask and quantized; what the LM side needs)."""
         return EncodedMEG(self.tokens[b:b + 1], self.mask[b:b + 1], self.quantized[b:b + 1], None, None)
 
+    def example_ctc(self, b: int) -> "EncodedMEG":
+        """Example ``b`` alone with its mask and CTC log-probs (what a CTC score needs)."""
+        return EncodedMEG(self.tokens[b:b + 1], self.mask[b:b + 1], None, None, self.ctc_log_probs[b:b + 1])
 
-def meg_modules(cfg: Config, n_tokens: int, hidden: int) -> dict[str, nn.Module]:
-    """The MEG side of the model around a decoder of width ``hidden`` and ``n_tokens`` token ids, by attribute
-    name; also built on the meta device to check a saved model's tensors before loading (``models/validation``)."""
+
+def meg_modules(cfg: Config, n_classes: int, hidden: int) -> dict[str, nn.Module]:
+    """The MEG side of the model around a decoder of width ``hidden`` with ``n_classes`` CTC classes (the units
+    + blank), by attribute name; also built on the meta device to check a saved model's tensors before loading
+    (``models/validation``)."""
     return {"encoder": MEGEncoder(cfg.encoder), "rvq": ResidualVQ(cfg.rvq, input_dim=cfg.encoder.d_model),
             "projector": build_projector(cfg.projector, cfg.rvq.dim, hidden),
-            "ctc_head": nn.Linear(cfg.encoder.d_model, n_tokens + 1),  # tokenizer ids + blank (last)
+            "ctc_head": nn.Linear(cfg.encoder.d_model, n_classes),  # CTC units + blank (last)
             "word_head": nn.Linear(cfg.encoder.d_model, hidden)}
 
 
 class Brain2Text(nn.Module):
     """MEG -> text. Build with :func:`brain2text.models.build.build_model` or load a saved directory."""
 
-    def __init__(self, cfg: Config, decoder: nn.Module, tokenizer, n_tokens: int | None = None):
+    def __init__(self, cfg: Config, decoder: nn.Module, tokenizer, n_tokens: int | None = None,
+                 units: CTCUnits | None = None):
         super().__init__()
         self.cfg = cfg
         self.tokenizer = tokenizer
         n_tokens = len(tokenizer) if tokenizer is not None else n_tokens
         hidden = decoder.get_input_embeddings().weight.shape[1]
-        for name, module in meg_modules(cfg, n_tokens, hidden).items():
+        self.units = units if units is not None else CTCUnits.every_token(n_tokens)
+        for name, module in meg_modules(cfg, self.units.n_classes, hidden).items():
             setattr(self, name, module)
         self.decoder = decoder
         self.decoder_base = cfg.decoder.model_name_or_path
@@ -157,8 +166,9 @@ class Brain2Text(nn.Module):
 
     def _ctc_loss(self, enc: EncodedMEG, batch: MEGBatch) -> torch.Tensor:
         dev = enc.mask.device
-        targets, lengths = self._tokens(batch, "ctc_targets"), batch.ctc_target_lengths
-        return ctc_loss(enc.ctc_log_probs, enc.mask, targets.to(dev), lengths.to(dev), len(self.tokenizer))
+        targets, lengths = self.units.target_classes(self._tokens(batch, "ctc_targets").to(dev),
+                                                     batch.ctc_target_lengths.to(dev))
+        return ctc_loss(enc.ctc_log_probs, enc.mask, targets, lengths, self.units.blank)
 
     def _word_loss(self, enc: EncodedMEG, batch: MEGBatch) -> torch.Tensor:
         """Contrastive loss between MEG pooled after each word onset and the word's (frozen) LM embedding."""
@@ -241,10 +251,19 @@ class Brain2Text(nn.Module):
         return torch.stack([score(self.lm_inputs(None, enc.example(b))) for b in range(len(batch))])
 
     def ctc_scores(self, enc: EncodedMEG, candidates: list[list[int]]) -> torch.Tensor:
-        """``log P_CTC(candidate | MEG)`` (B, K); -inf where a candidate needs more frames than there are."""
+        """``log P_CTC(candidate | MEG)`` (B, K) of candidates given as token ids; -inf where a candidate needs
+        more frames than there are or holds a token that is not a CTC unit."""
         lengths = enc.mask.sum(1).tolist()
-        return torch.stack([ctc_sequence_log_prob(enc.ctc_log_probs[b], candidates, len(self.tokenizer), int(n))
-                            for b, n in enumerate(lengths)])
+        classes = [self.units.classes(c) for c in candidates]
+        writable = [c for c in classes if c is not None]
+        rows = []
+        for b, n in enumerate(lengths):
+            row = torch.full((len(candidates),), float("-inf"))
+            if writable:
+                row[[i for i, c in enumerate(classes) if c is not None]] = ctc_sequence_log_prob(
+                    enc.ctc_log_probs[b], writable, self.units.blank, int(n))
+            rows.append(row)
+        return torch.stack(rows)
 
     @torch.no_grad()
     def sequence_logprob(self, batch: MEGBatch, candidates: list[str], meg_mode: str = "meg",

@@ -9,19 +9,42 @@ from transformers import AutoTokenizer
 
 from ..config import Config
 from ..data.tokenizer import add_meg_special_tokens, load_tokenizer
+from ..errors import ConfigError
 from .brain2text import Brain2Text
 from .decoder import build_decoder, check_decoder_path
+from .gguf import is_gguf, load_gguf_tokenizer
+from .units import CTCUnits
 
 
-def build_model(cfg: Config, tokenizer=None, adapter_dir=None) -> Brain2Text:
+def build_model(cfg: Config, tokenizer=None, adapter_dir=None, units: CTCUnits | None = None,
+                unit_texts: list[str] | None = None) -> Brain2Text:
     """Load the decoder of ``cfg.decoder.model_name_or_path`` (offline-safe), add the MEG tokens,
-    apply LoRA (fresh, or from ``adapter_dir``), and build the MEG side around it."""
+    apply LoRA (fresh, or from ``adapter_dir``), and build the MEG side around it.
+
+    The CTC head's classes: ``units`` (a saved model's), else ``decoder.ctc_units``: every tokenizer id,
+    or (``training_text``) the ids of ``unit_texts``, the training split's sentences."""
     path = cfg.decoder.model_name_or_path
     check_decoder_path(path)
     if tokenizer is None:
-        tokenizer = load_tokenizer(path) if Path(path).is_dir() else AutoTokenizer.from_pretrained(path)
+        tokenizer = _tokenizer(path)
     add_meg_special_tokens(tokenizer)
+    units = units if units is not None else _units(cfg, tokenizer, unit_texts)
     decoder = build_decoder(cfg.decoder, len(tokenizer), adapter_dir=adapter_dir)
-    model = Brain2Text(cfg, decoder, tokenizer)
-    model.decoder_base = str(Path(path).resolve()) if Path(path).is_dir() else path
+    model = Brain2Text(cfg, decoder, tokenizer, units=units)
+    model.decoder_base = str(Path(path).resolve()) if Path(path).exists() else path
     return model
+
+
+def _units(cfg: Config, tokenizer, texts: list[str] | None) -> CTCUnits:
+    if cfg.decoder.ctc_units == "all":
+        return CTCUnits.every_token(len(tokenizer))
+    if not texts:
+        raise ConfigError("decoder.ctc_units=training_text needs the training split's sentences (training passes "
+                          "them; a saved model carries its units)")
+    return CTCUnits.from_texts(tokenizer, texts)
+
+
+def _tokenizer(path: str):
+    if Path(path).is_dir():
+        return load_tokenizer(path)
+    return load_gguf_tokenizer(path) if is_gguf(path) else AutoTokenizer.from_pretrained(path)

@@ -30,6 +30,7 @@ from transformers import (
 
 from ..config import DecoderConfig
 from ..errors import ModelError
+from .gguf import is_gguf, load_gguf_lm
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LLAMA2_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
@@ -52,7 +53,11 @@ def _quantization(cfg: DecoderConfig):
 
 
 def check_decoder_path(path: str) -> None:
-    """Refuse early (one line) when offline and ``path`` is not a local model directory."""
+    """Refuse early (one line) when offline and ``path`` is not a local model directory (or GGUF file)."""
+    if is_gguf(path):
+        if not Path(path).is_file():
+            raise ModelError("GGUF decoder file not found", path)
+        return
     if not Path(path).is_dir() and (offline() or Path(path).is_absolute() or path.startswith(".")):
         raise ModelError("decoder model directory not found (HF_HUB_OFFLINE is set or the path is local); "
                          "set decoder.model_name_or_path to a directory holding a Hugging Face causal LM", path)
@@ -62,6 +67,8 @@ def load_base_lm(cfg: DecoderConfig, path: str | None = None):
     """The frozen base causal LM from ``path`` (default ``cfg.model_name_or_path``)."""
     path = path or cfg.model_name_or_path
     check_decoder_path(path)
+    if is_gguf(path):
+        return _frozen(load_gguf_lm(path, DTYPES[cfg.dtype]))
     kwargs = dict(dtype=DTYPES[cfg.dtype], local_files_only=offline(), use_safetensors=True)  # never unpickle
     quant = _quantization(cfg)
     if quant is not None:
@@ -70,6 +77,10 @@ def load_base_lm(cfg: DecoderConfig, path: str | None = None):
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load the decoder ({' '.join(str(exc).split())[:200]})", path) from None
+    return _frozen(model)
+
+
+def _frozen(model):
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -121,6 +132,8 @@ def decoder_config_on_meta(cfg: DecoderConfig):
     path = cfg.model_name_or_path
     if Path(path).is_dir():
         return AutoConfig.from_pretrained(path, local_files_only=True)
+    if is_gguf(path) and Path(path).is_file():
+        return AutoConfig.from_pretrained(str(Path(path).parent), gguf_file=Path(path).name)
     if "llama-2-7b" not in path.lower():
         raise ModelError("decoder not present locally and not LLaMA-2 7B: cannot infer its shape offline", path)
     return LlamaConfig(**LLAMA2_7B)

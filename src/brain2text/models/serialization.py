@@ -41,7 +41,7 @@ def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None
     state = {f"{part}.{k}": v.detach().cpu().contiguous() for part in WEIGHTS_MODULES
              for k, v in getattr(model, part).state_dict().items()}
     meta = {"format": "brain2text", "version": FORMAT_VERSION, "config": model.cfg.to_dict(),
-            "decoder_base": model.decoder_base, "n_tokens": len(model.tokenizer)}
+            "decoder_base": model.decoder_base, "n_tokens": len(model.tokenizer), "ctc_units": model.units.to_json()}
     try:
         json.dumps(preprocessing, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -64,7 +64,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     one-line :class:`ModelError` naming it and the field, before anything is built."""
     report = validate_model_dir(path)
     try:
-        model = build_model(report.config, tokenizer=report.tokenizer, adapter_dir=Path(path) / ADAPTER_DIR)
+        model = build_model(report.config, tokenizer=report.tokenizer, adapter_dir=Path(path) / ADAPTER_DIR,
+                            units=report.units)
     except Brain2TextError:
         raise
     except (OSError, ValueError, RuntimeError) as exc:

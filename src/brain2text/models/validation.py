@@ -47,6 +47,8 @@ from ..errors import ModelError
 from ..registry import DECODER_WEIGHTS_FILE, PARTS
 from .brain2text import meg_modules
 from .decoder import build_decoder_on_meta, check_decoder_path, offline
+from .gguf import is_gguf
+from .units import CTCUnits
 
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -75,6 +77,7 @@ class ModelDirReport:
     decoder_weights: Path | None = None  # decoder.safetensors when a phase trained the whole decoder
     state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # brain2text.safetensors
     tokenizer: Any = field(default=None, repr=False)
+    units: CTCUnits | None = field(default=None, repr=False)  # the CTC head's classes (brain2text_config.json)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able description (``brain2text check-model --json``)."""
@@ -180,7 +183,7 @@ def _read_meta(root: Path) -> tuple[dict, Config]:
 
 def _resolve_base(root: Path, base: str) -> str:
     """``decoder_base`` as loading uses it: a relative one is tried against the model directory first."""
-    if not Path(base).is_absolute() and (root / base).is_dir():  # a base shipped beside/inside the model
+    if not Path(base).is_absolute() and (root / base).exists():  # a base (folder or .gguf) beside/inside the model
         return str((root / base).resolve())
     return base
 
@@ -189,6 +192,8 @@ def _base_config(base: str, root: Path, required: bool):
     """The base decoder's HF config (its shape), or None when it is absent and not ``required``."""
     try:
         check_decoder_path(base)
+        if is_gguf(base):
+            return AutoConfig.from_pretrained(str(Path(base).parent), gguf_file=Path(base).name)
         return AutoConfig.from_pretrained(base, local_files_only=offline() or Path(base).is_dir())
     except ModelError:
         problem = "is not there"
@@ -208,6 +213,18 @@ def _check_tokenizer(root: Path, meta: dict):
         raise ModelError(f"has {len(tokenizer)} tokens but the model was trained with {saved} ('n_tokens' in "
                          f"{MODEL_CONFIG_FILE}): this is not the model's tokenizer", root / TOKENIZER_DIR)
     return tokenizer
+
+
+def _check_units(root: Path, meta: dict, n_tokens: int) -> CTCUnits:
+    """The CTC units: ``ctc_units`` (distinct token ids below the tokenizer's size) or, absent, every token."""
+    value = meta.get("ctc_units")
+    if value is not None and (not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                                      for i in value)):
+        raise ModelError("'ctc_units' must be a list of token ids or null", root / MODEL_CONFIG_FILE)
+    try:
+        return CTCUnits.from_json(value, n_tokens)
+    except ModelError as exc:
+        raise ModelError(f"'ctc_units': {exc}", root / MODEL_CONFIG_FILE) from None
 
 
 # ------------------------------------------------------------------------------------- tensors
@@ -253,11 +270,11 @@ def _check_finite(tensors: dict[str, torch.Tensor], source: Path) -> None:
             raise ModelError(f"tensor '{name}' holds NaN or Inf values: the weights are damaged", source)
 
 
-def _meg_expected(cfg: Config, n_tokens: int, hidden: int, source: Path) -> dict:
+def _meg_expected(cfg: Config, n_classes: int, hidden: int, source: Path) -> dict:
     """name -> (shape, dtype) of every tensor of brain2text.safetensors, from the MEG side built on meta."""
     try:
         with torch.device("meta"):
-            modules = meg_modules(cfg, n_tokens, hidden)
+            modules = meg_modules(cfg, n_classes, hidden)
     except (ValueError, RuntimeError, TypeError) as exc:
         raise ModelError(f"cannot build the model this config describes ({' '.join(str(exc).split())[:160]})",
                          source) from None
@@ -265,18 +282,19 @@ def _meg_expected(cfg: Config, n_tokens: int, hidden: int, source: Path) -> dict
             for k, v in m.state_dict().items()}
 
 
-def _check_meg_weights(root: Path, cfg: Config, n_tokens: int, hidden: int | None) -> dict[str, torch.Tensor]:
+def _check_meg_weights(root: Path, cfg: Config, units: CTCUnits, hidden: int | None) -> dict[str, torch.Tensor]:
     path = root / MODEL_WEIGHTS_FILE
     state = read_safetensors(path)
     if hidden is None:  # no base to ask: the word head's width is the decoder's
         head = state.get("word_head.weight")
         hidden = head.shape[0] if head is not None and head.ndim == 2 else 1
-    expected = _meg_expected(cfg, n_tokens, hidden, root / MODEL_CONFIG_FILE)
+    expected = _meg_expected(cfg, units.n_classes, hidden, root / MODEL_CONFIG_FILE)
     ctc = state.get("ctc_head.weight")
     if ctc is not None and ctc.ndim == 2 and "ctc_head.weight" in expected and \
             ctc.shape[0] != expected["ctc_head.weight"][0][0]:
-        raise ModelError(f"the CTC head predicts {ctc.shape[0] - 1} tokens (+ blank) but the tokenizer has {n_tokens}: "
-                         f"the tokenizer is not the one this model was trained with", root / TOKENIZER_DIR)
+        what = f"the tokenizer has {units.n_tokens}" if units.identity else f"'ctc_units' lists {len(units)}"
+        raise ModelError(f"the CTC head predicts {ctc.shape[0] - 1} units (+ blank) but {what}: the tokenizer is "
+                         "not the one this model was trained with", root / TOKENIZER_DIR)
     compare_tensors({k: (tuple(v.shape), v.dtype) for k, v in state.items()}, expected, path,
                     f"the model that {MODEL_CONFIG_FILE} describes")
     _check_finite(state, path)
@@ -488,9 +506,10 @@ def validate_model_dir(path: str | os.PathLike, require_base: bool = True) -> Mo
     cfg.decoder.model_name_or_path = base
     hf_cfg = _base_config(base, root, require_base)
     tokenizer = _check_tokenizer(root, meta)
+    units = _check_units(root, meta, len(tokenizer))
     decoder = _decoder_on_meta(cfg, hf_cfg, len(tokenizer), root) if hf_cfg is not None else None
     hidden = decoder.get_input_embeddings().weight.shape[1] if decoder is not None else None
-    state = _check_meg_weights(root, cfg, len(tokenizer), hidden)
+    state = _check_meg_weights(root, cfg, units, hidden)
     adapter = _check_adapter(root, cfg, decoder, base)
     decoder_weights = _check_decoder_weights(root, cfg, decoder)
     record = {}
@@ -499,4 +518,4 @@ def validate_model_dir(path: str | os.PathLike, require_base: bool = True) -> Mo
     info = read_json(root / TRAINING_INFO_FILE) if (root / TRAINING_INFO_FILE).exists() else None
     return ModelDirReport(root, meta.get("version", FORMAT_VERSION), cfg, base, hf_cfg is not None, len(tokenizer),
                           _param_counts(state, adapter, decoder), adapter, record, info, files, decoder_weights,
-                          state, tokenizer)
+                          state, tokenizer, units)

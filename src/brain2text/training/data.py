@@ -27,6 +27,7 @@ class TrainingData:
     preprocessing: dict[str, Any] | None = None  # saved beside the model for inference
     source: str = "<data>"
     tokenizer: Any = None  # the model's: batches then carry their token ids (set once the model is built)
+    train_texts: list[str] | None = None  # the training split's sentences (decoder.ctc_units: training_text)
 
     def batch(self, items: list[Any]) -> MEGBatch:
         """Collate ``items`` and, with a tokenizer, add their token ids (the losses read them)."""
@@ -41,8 +42,10 @@ def build_training_data(cfg: Config) -> TrainingData:
     if len(train) == 0:
         raise DataError("the training split is empty (check data.subjects, data.stories and the split settings)",
                         cfg.data.bids_root)
+    texts = sorted({example_set.examples[j]["text"] for j in train.indices})
     return TrainingData(train=train, val=val, collate=collate_examples,
-                        preprocessing=preprocessing_record(example_set, cfg), source=cfg.data.bids_root)
+                        preprocessing=preprocessing_record(example_set, cfg), source=cfg.data.bids_root,
+                        train_texts=texts)
 
 
 def preprocessing_record(example_set: Any, cfg: Config) -> dict[str, Any]:

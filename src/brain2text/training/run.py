@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -76,7 +77,7 @@ def _train(cfg, mode, output_dir, resume, teacher_dir, build_model_fn, build_dat
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (no-op on CPU)
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(cfg.train.seed)  # identical initial weights on every process and every resume
-    model = (build_model_fn or build_model)(cfg)
+    model = (build_model_fn or partial(build_model, unit_texts=data.train_texts))(cfg)
     data.tokenizer = getattr(model, "tokenizer", None)  # the data layer tokenises the targets for the losses
     teacher, matcher = None, None
     if mode == "distill":
