@@ -210,7 +210,6 @@ def test_threads_are_applied_while_decoding_and_restored(setup, recording, monke
     assert "any montage" in repr(one) and one.sfreq == 100.0 and one.n_channels is None
 
 
-@pytest.mark.slow
 def test_evaluate_returns_what_the_evaluate_command_writes(decoder, setup, tmp_path):
     settings = [f"data.cache_dir={setup.cache_dir}", "eval.n_bootstrap=50", "eval.n_permutations=50",
                 "eval.batch_size=4", "eval.bertscore_model=none", "eval.controls=[noise, no_meg]"]

@@ -8,6 +8,7 @@
     tokenizer/               the decoder tokenizer with the MEG special tokens
     preprocessing.json       what the data layer needs to preprocess raw recordings the same way
     decoder.safetensors      only when a phase trained the whole decoder: its non-LoRA weights
+    README.md                the model card (models/model_card.py): what the model is, how to load it
 
 The base decoder is *not* copied: ``decoder_base`` records the directory (or hub id) it was loaded
 from, and :func:`load_model` reloads it from there (a missing base is a clear :class:`ModelError`). A
@@ -39,6 +40,7 @@ from ..registry import DECODER_WEIGHTS_FILE, WEIGHTS_MODULES
 from ..utils.atomic import atomic_directory
 from .build import build_model
 from .decoder import check_decoder_path
+from .model_card import write_model_card
 
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -64,6 +66,7 @@ def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None
             save_file(base, str(tmp / DECODER_WEIGHTS_FILE))
         (tmp / MODEL_CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / PREPROCESSING_FILE).write_text(json.dumps(preprocessing, indent=2, allow_nan=False) + "\n")
+        write_model_card(tmp, model, model_path=path)
 
 
 def refuse_pickle(path: Path) -> None:
