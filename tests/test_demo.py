@@ -121,3 +121,37 @@ def test_evaluations_use_the_demo_configs_eval_settings_not_those_saved_with_an_
                         ["eval.controls=[noise, shuffled]", "eval.n_bootstrap=1000"])
     assert load_config(repo_root / "configs" / "demo.yaml", ["eval.controls=[noise, shuffled]", "eval.n_bootstrap=1000",
                                                              *eval_overrides(cfg.eval)]).eval == cfg.eval != stale.eval
+
+
+def test_the_demos_models_carry_cards_with_the_default_strategys_evaluation(tmp_path_factory, tmp_path, repo_root,
+                                                                            monkeypatch):
+    """The demo's train-and-evaluate stage, on the tiny config and data: its model directories carry cards,
+    and best_model's records the default strategy's evaluation though another strategy was evaluated last."""
+    import functools
+    from pathlib import Path
+
+    import yaml
+
+    from brain2text.demo import Stages, _train_and_evaluate
+    from brain2text.training import lm_pretrain
+    from eval_helpers import tiny_eval_setup
+
+    setup = tiny_eval_setup(tmp_path_factory)
+    # the demo's decoder pretraining, shrunk to seconds (the command builds LMSettings() with no size flags)
+    tiny_lm = functools.partial(lm_pretrain.LMSettings, vocab_size=300, hidden_size=32, intermediate_size=64,
+                                n_layers=1, n_heads=2, steps=3)
+    monkeypatch.setattr(lm_pretrain, "LMSettings", tiny_lm)
+    s = DemoSettings(config=str(repo_root / "configs" / "tiny.yaml"), out=str(tmp_path / "demo"))
+    overrides = [f"data.bids_root={setup.bids_root}", f"data.cache_dir={setup.cache_dir}", "data.val_fraction=0.1",
+                 "data.test_fraction=0.5", f"decoder.model_name_or_path={tmp_path / 'lm'}", "eval.n_bootstrap=50",
+                 "eval.n_permutations=50", "eval.bertscore_model=none", "eval.controls=[noise, no_meg]"]
+    results, model, cfg, files = _train_and_evaluate(Stages(4, Path(s.out)), s, "sentence", overrides, ["ctc"])
+    assert list(results) == ["greedy", "ctc"]  # the default first, then the other strategy: ctc was evaluated last
+    card = (model / "README.md").read_text()
+    assert yaml.safe_load(card.split("---\n")[1])["library_name"] == "brain2text"
+    assert f"(`{files['greedy']}`)" in card and "strategy `greedy`" in card and "strategy `ctc`" not in card
+    assert "Mode `multi_phase`, 6 optimizer steps" in card and "| no_meg |" in card
+    # the demo's scratch LM and its licence
+    assert "brain2text pretrain-lm" in card and "MIT, like the brain2text weights: trained here" in card
+    final = (model.parent / "final_model" / "README.md").read_text()
+    assert "This model is the one at step 6 (the end of training)" in final

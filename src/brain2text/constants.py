@@ -19,3 +19,5 @@ MODEL_WEIGHTS_FILE = "brain2text.safetensors"
 PREPROCESSING_FILE = "preprocessing.json"
 ADAPTER_DIR = "adapter"
 TOKENIZER_DIR = "tokenizer"
+TRAINING_INFO_FILE = "training_info.json"  # written beside the model by the trainer (best_model, final_model)
+MODEL_CARD_FILE = "README.md"  # the model card (models/model_card.py): Hugging Face's name for it

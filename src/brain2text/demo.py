@@ -8,6 +8,7 @@ Stages (each cached; a second run reuses what is done and says so):
 4. evaluate held-out sentences with every control (``brain2text evaluate``: noise, surrogate, shuffled,
    no MEG; sentence-clustered bootstrap intervals and permutation p-values), default strategy;
 5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC, joint CTC/LLM beam) the same way;
+   the model's card (``README.md``) then records the default strategy's evaluation;
 6. the held-out-story split: its own decoder pretraining, training and evaluation;
 7. decode one held-out recording with ``python inference.py``;
 8. print the results table.
@@ -34,6 +35,7 @@ from .errors import Brain2TextError
 from .evaluation.bootstrap import verdict
 from .evaluation.report_table import interval_text, p_text, signed_pp, summaries
 from .evaluation.score import score_files
+from .models.model_card import write_model_card
 from .training.run_dir import config_hash
 from .utils.atomic import atomic_write_json
 
@@ -129,7 +131,15 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
                    and _json_field(metrics, "decoding") == decoding and _json_field(metrics, "eval") == evaluation)
         results[strategy] = json.loads(metrics.read_text())
         files[strategy] = metrics
+    record_default_evaluation(model, results[cfg.decoding.strategy], files[cfg.decoding.strategy])
     return results, model, cfg, files
+
+
+def record_default_evaluation(model: Path, result: dict, metrics_file: Path) -> Path:
+    """The model card of ``model`` with its default strategy's evaluation: each ``evaluate`` writes its own
+    into the card, so after the other strategies' it would show the last one's, and a model trained by an
+    earlier (cached) run may have no card at all."""
+    return write_model_card(model, evaluation=result, model_path=model, metrics_file=metrics_file)
 
 
 def eval_overrides(eval_cfg) -> list[str]:

@@ -56,6 +56,14 @@ def test_multi_phase_end_to_end_on_the_real_model(tiny_yaml, real_overrides, tmp
     val = [r for r in records if r["kind"] == "val"]
     assert len(val) == 3 and "rvq/level1_perplexity" in val[-1] and "val_lm" in val[-1]
     assert (out / "loss_curves.png").is_file() and (out / "codebook_usage.png").is_file()
+    info = json.loads((out / "final_model" / "training_info.json").read_text())
+    assert [(p["name"], p["steps"]) for p in info["phases"]] == [("encoder_pretrain", 2), ("rvq", 2), ("end_to_end", 2)]
+    for name in ("best_model", "final_model"):  # each exported model carries its card, with the run's phases
+        card = (out / name / "README.md").read_text()
+        assert "Mode `multi_phase`, 6 optimizer steps in 3 phase(s)" in card and "| rvq | 2 | rvq | commit 1" in card
+        assert f"Decoder.from_pretrained({json.dumps(str(out / name))})" in card and ".tmp" not in card
+    assert "This model is the one at step 6 (the end of training)" in (out / "final_model" / "README.md").read_text()
+    assert "the best validation val_loss" in (out / "best_model" / "README.md").read_text()
 
 
 def test_phase1_loss_falls_on_a_repeated_batch(tiny_yaml, real_overrides):

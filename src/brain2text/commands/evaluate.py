@@ -1,7 +1,9 @@
 """``brain2text evaluate``: free-running evaluation with controls and bootstrap intervals.
 
 Writes ``--output_file`` (JSON), and beside it ``<stem>.md`` (table, verdict in words) and
-``<stem>.png`` (metric bars with intervals, per-sentence WER histogram), each atomically.
+``<stem>.png`` (metric bars with intervals, per-sentence WER histogram), each atomically; then the
+evaluation section of the model directory's card (``README.md``), unless ``--no_model_card``.
+The evaluation itself is :meth:`brain2text.Decoder.evaluate`'s.
 """
 
 from __future__ import annotations
@@ -27,24 +29,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", default="auto",
                    help="CPU threads for torch: a number, or 'auto' (default: 1 for models under 50M parameters on "
                         "the CPU, where thread synchronisation costs more than it saves; else torch's default)")
+    p.add_argument("--no_model_card", action="store_true",
+                   help="do not record this evaluation in the model directory's card (README.md); without it, a "
+                        "model directory that is not writable is skipped with a note")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.max_sentences=50 data.bids_root=DIR")
 
 
-def _config(args, view):
-    import dataclasses
+def _update_model_card(decoder, result: dict, metrics_file) -> str | None:
+    """Record ``result`` in the model directory's card; the card's path, or None (a note on stderr) when the
+    directory cannot be written: the evaluation itself succeeded and its files are written."""
+    import os
+    import sys
 
-    from ..config import load_config, parse_overrides
-    from ..inference.model_view import config_with
+    from ..errors import Brain2TextError
+    from ..models.model_card import write_model_card
 
-    base = view.config
-    if args.config:
-        user = load_config(args.config, args.overrides)
-        cfg = dataclasses.replace(base, data=user.data, decoding=user.decoding, eval=user.eval)
-    else:
-        cfg = config_with(dataclasses.replace(base, data=view.data), parse_overrides(args.overrides))
-    if args.strategy:
-        cfg = dataclasses.replace(cfg, decoding=dataclasses.replace(cfg.decoding, strategy=args.strategy))
-    return cfg
+    directory = decoder.model_path
+    if not os.access(directory, os.W_OK):
+        print(f"note: {directory} is not writable: its model card was not updated", file=sys.stderr)
+        return None
+    try:
+        return str(write_model_card(directory, decoder.model, evaluation=result, model_path=directory,
+                                    metrics_file=metrics_file))
+    except Brain2TextError as exc:
+        print(f"note: model card not updated ({exc})", file=sys.stderr)
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,15 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..data.cache import build_cache
+    from ..api import Decoder
     from ..errors import Brain2TextError
-    from ..evaluation.evaluate import evaluate_examples
     from ..evaluation.report_table import evaluation_markdown, write_figure
-    from ..inference.loading import load_model
-    from ..inference.model_view import view_of
     from ..utils.atomic import atomic_write_json, atomic_write_text
     from ..utils.preflight import check_output_path
-    from ..utils.threads import decode_threads, parse_threads, torch_threads
+    from ..utils.threads import parse_threads
 
     out = Path(args.output_file)
     for path in (out, out.with_suffix(".md"), out.with_suffix(".png")):
@@ -69,17 +75,15 @@ def run(args: argparse.Namespace) -> int:
         raise Brain2TextError("--output_file is the metrics JSON; the .md and .png are written beside it", out)
     threads = parse_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.model_path, device)
-    view = view_of(model, args.model_path)
-    cfg = _config(args, view)
-    example_set = build_cache(cfg.data)
-    with torch_threads(decode_threads(model, threads, device)):
-        result, per_sentence_wer = evaluate_examples(model, example_set, args.split, cfg)
-    result = {"model_path": str(args.model_path), **result}
+    decoder = Decoder.from_pretrained(args.model_path, device=device, threads=threads)
+    result, per_sentence_wer = decoder.evaluate(split=args.split, strategy=args.strategy, config=args.config,
+                                                overrides=args.overrides, return_per_sentence_wer=True)
     markdown = evaluation_markdown(result)
     write_figure(result, per_sentence_wer, out.with_suffix(".png"))
     atomic_write_text(out.with_suffix(".md"), markdown)
     atomic_write_json(out, result)
+    card = None if args.no_model_card else _update_model_card(decoder, result, out)
     print(markdown, end="")
-    print(f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
+    print(f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}"
+          + (f"; the evaluation is in the model card {card}" if card else ""))
     return 0

@@ -32,17 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import torch
 
+    from ..api import Decoder
     from ..errors import Brain2TextError
-    from ..inference.infer import InferenceOptions, infer_files
-    from ..inference.loading import load_model
-    from ..inference.model_view import view_of
     from ..utils.atomic import atomic_write_json
     from ..utils.preflight import check_output_path, check_window
-    from ..utils.threads import decode_threads, parse_threads, torch_threads
+    from ..utils.threads import parse_threads
 
     check_output_path(args.output_file, what="--output_file")
     for name in ("window", "stride", "sfreq"):
@@ -53,15 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise Brain2TextError(f"--batch_size must be >= 1, got {args.batch_size}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.model_path, device)
-    view = view_of(model, args.model_path)
+    decoder = Decoder.from_pretrained(args.model_path, device=device, threads=threads, batch_size=args.batch_size)
     if args.window is not None:
-        check_window(args.window, view.data.sfreq, view.config.encoder)
-    decoding = dataclasses.replace(view.decoding, strategy=args.strategy) if args.strategy else view.decoding
-    opts = InferenceOptions(window=args.window, stride=args.stride, sfreq=args.sfreq, batch_size=args.batch_size,
-                            subject=args.subject, use_events=not args.no_events, decoding=decoding)
-    with torch_threads(decode_threads(model, threads, device)):
-        result = infer_files(model, view, args.input_file, opts)
+        check_window(args.window, decoder.sfreq, decoder.config.encoder)
+    result = decoder.decode_files(args.input_file, sfreq=args.sfreq, use_events=not args.no_events,
+                                  window=args.window, stride=args.stride, strategy=args.strategy,
+                                  subject=args.subject)
     atomic_write_json(args.output_file, result)
     n = sum(len(r["segments"]) for r in (result if isinstance(result, list) else [result]))
     print(f"wrote {args.output_file}: {n} segment(s)")

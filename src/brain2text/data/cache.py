@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..config import DataConfig
 from ..errors import DataError
 from ..utils.atomic import atomic_directory, atomic_write_json

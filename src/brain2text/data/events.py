@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import DataError, warn_user
@@ -94,13 +95,29 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"malformed events table ({' '.join(str(exc).split())})", path) from None
     except (UnicodeDecodeError, OSError) as exc:
         raise DataError(f"cannot read events file ({exc})", path) from None
+    return table
+
+
+def _cell_text(value) -> str:
+    """A cell as the text a file would hold: booleans as 1/0 (``pronounced``), dicts as their literal."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    return str(value)
+
+
+def _as_text_table(table: pd.DataFrame, source) -> pd.DataFrame:
+    """Every cell as text, as ``_read_table`` reads a file (missing values as ''), header names stripped."""
+    if not isinstance(table, pd.DataFrame):
+        raise DataError(f"events must be a pandas DataFrame or an events.tsv path, got {type(table).__name__}",
+                        source)
+    table = table.astype(object).where(table.notna(), "").map(_cell_text)
     table.columns = [str(c).strip() for c in table.columns]
     if "onset" not in table.columns:
-        raise DataError(f"events table has no 'onset' column (columns: {list(table.columns)[:8]})", path)
+        raise DataError(f"events table has no 'onset' column (columns: {list(table.columns)[:8]})", source)
     if "trial_type" not in table.columns and "kind" not in table.columns:
-        raise DataError("events table has neither a 'trial_type' nor a 'kind' column", path)
-    _check_field_sizes(table, path)
-    return table
+        raise DataError("events table has neither a 'trial_type' nor a 'kind' column", source)
+    _check_field_sizes(table, source)
+    return table.reset_index(drop=True)
 
 
 def _check_field_sizes(table: pd.DataFrame, path: Path) -> None:
@@ -189,7 +206,14 @@ def read_events(path: str | os.PathLike) -> pd.DataFrame:
     word was heard when; refusing it would lose a usable recording.
     """
     path = Path(path)
-    table = _read_table(path)
+    return parse_events(_read_table(path), path)
+
+
+def parse_events(table: pd.DataFrame, source: str | os.PathLike | None = "<events table>") -> pd.DataFrame:
+    """:func:`read_events` for a table already in memory (e.g. ``pd.read_csv(..., sep="\\t")``): either
+    MEG-MASC layout, any column dtypes; errors name ``source`` and the line as in the file (header = 1)."""
+    path = source
+    table = _as_text_table(table, source)
     cols = list(table.columns)
     dict_layout = "trial_type" in cols and table["trial_type"].str.lstrip().str.startswith("{").any()
     onsets = table["onset"].tolist()

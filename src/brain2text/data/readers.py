@@ -23,6 +23,7 @@ from ..errors import DataError
 DATA_CHANNEL_TYPES = ("mag", "grad", "eeg")
 _MAX_CHANS = 4096  # more "channels" than this is a transposed (n_times, n_chans) array, not a montage
 _FINITE_CHUNK = 8_000_000  # values checked per step for NaN/Inf (bounded memory)
+ARRAY_SOURCE = "<array>"  # what errors about an in-memory array name instead of a file
 
 
 def _fail(path, problem: str):
@@ -42,19 +43,26 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         _fail(path, f"not a valid .npy file ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})")
 
 
-def _check_npy_header(path: Path, shape, dtype: np.dtype, offset: int) -> None:
+def _check_shape_dtype(source, shape, dtype: np.dtype) -> None:
+    """What an (n_chans, n_times) sample array must be, whether a ``.npy`` file or an array in memory."""
     if dtype.hasobject:
-        _fail(path, "array holds Python objects; a numeric (n_chans, n_times) array is expected (pickles are refused)")
+        _fail(source, "array holds Python objects; a numeric (n_chans, n_times) array is expected (pickles are "
+                      "refused)")
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
-        _fail(path, f"non-numeric dtype {dtype}; expected float or integer samples")
+        _fail(source, f"non-numeric dtype {dtype}; expected float or integer samples")
     if len(shape) != 2:
-        _fail(path, f"expected a 2-D array (n_chans, n_times), got shape {shape}")
+        _fail(source, f"expected a 2-D array (n_chans, n_times), got shape {shape}")
     if any(not isinstance(d, int) or d < 0 for d in shape):
-        _fail(path, f"not a valid .npy file (header claims shape {shape})")
+        _fail(source, f"not a valid .npy file (header claims shape {shape})")
     if shape[0] == 0 or shape[1] == 0:
-        _fail(path, f"zero-length array {shape}: no channels or no samples")
+        _fail(source, f"zero-length array {shape}: no channels or no samples")
     if shape[0] > _MAX_CHANS and shape[0] > shape[1]:
-        _fail(path, f"shape {shape} looks transposed: expected (n_chans, n_times) with at most {_MAX_CHANS} channels")
+        _fail(source, f"shape {shape} looks transposed: expected (n_chans, n_times) with at most {_MAX_CHANS} "
+                      "channels")
+
+
+def _check_npy_header(path: Path, shape, dtype: np.dtype, offset: int) -> None:
+    _check_shape_dtype(path, shape, dtype)
     need = math.prod(shape) * dtype.itemsize
     have = path.stat().st_size - offset
     if have < need:
@@ -85,6 +93,11 @@ def _sidecar(path: Path) -> dict:
     return value
 
 
+def default_channel_names(n_chans: int) -> list[str]:
+    """``MEG 001``, ``MEG 002``, ...: the names of an array's rows when nothing names them."""
+    return [f"MEG {i + 1:03d}" for i in range(n_chans)]
+
+
 def _npy_info(path: Path, n_chans: int, sfreq: float | None) -> mne.Info:
     side = _sidecar(path)
     if sfreq is None:
@@ -94,7 +107,7 @@ def _npy_info(path: Path, n_chans: int, sfreq: float | None) -> mne.Info:
                     f"{{\"sfreq\": ...}}")
     if isinstance(sfreq, bool) or not isinstance(sfreq, (int, float)) or not math.isfinite(sfreq) or sfreq <= 0:
         _fail(path, f"sampling rate must be a positive number, got {sfreq!r}")
-    names = side.get("ch_names", [f"MEG {i + 1:03d}" for i in range(n_chans)])
+    names = side.get("ch_names", default_channel_names(n_chans))
     if not isinstance(names, list) or len(names) != n_chans or not all(isinstance(n, str) for n in names):
         _fail(path.with_suffix(".json"), f"ch_names must list {n_chans} strings (one per array row)")
     if len(set(names)) != len(names):
@@ -106,21 +119,41 @@ def _npy_info(path: Path, n_chans: int, sfreq: float | None) -> mne.Info:
         _fail(path.with_suffix(".json"), f"invalid ch_types ({' '.join(str(exc).split())})")
 
 
-class NpyRaw(mne.io.BaseRaw):
-    """A ``.npy`` (n_chans, n_times) array as a lazy MNE Raw: samples are read from a memory map on
-    demand (as MNE's own file readers do), so a long array is never copied whole into float64."""
+class _LazyRaw(mne.io.BaseRaw):
+    """An (n_chans, n_times) array as a lazy MNE Raw: samples are converted to float64 on demand, the
+    requested channels only (as MNE's own file readers do), so a long recording is never copied whole.
 
-    def __init__(self, path: Path, info: mne.Info, n_times: int):
-        super().__init__(info, preload=False, first_samps=[0], last_samps=[n_times - 1], filenames=[str(path)],
-                         raw_extras=[{}], orig_format="single", verbose=False)
+    The samples come from ``array`` when given (kept in ``_raw_extras``: MNE's reader hook sees only the
+    file names and the extras), else from a memory map of the ``.npy`` file ``filename``.
+    """
+
+    def __init__(self, info: mne.Info, n_times: int, filename: str | None = None, array: np.ndarray | None = None):
+        super().__init__(info, preload=False, first_samps=[0], last_samps=[n_times - 1], filenames=[filename],
+                         raw_extras=[{"array": array}], orig_format="single", verbose=False)
 
     def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):  # MNE's reader hook
-        array = np.load(self.filenames[fi], mmap_mode="r", allow_pickle=False)
+        array = self._raw_extras[fi].get("array")
+        if array is None:
+            array = np.load(self.filenames[fi], mmap_mode="r", allow_pickle=False)
         if mult is None:  # only the requested rows: a channel chunk of a one-hour file, not all 208 as float64
             rows = np.arange(array.shape[0])[idx]
             _mult_cal_one(data, np.asarray(array[rows, start:stop], dtype=np.float64), slice(None), cals, mult)
         else:  # projectors mix channels: MNE needs every row
             _mult_cal_one(data, np.asarray(array[:, start:stop], dtype=np.float64), idx, cals, mult)
+
+
+class NpyRaw(_LazyRaw):
+    """A ``.npy`` (n_chans, n_times) array as a lazy MNE Raw, read from a memory map on each request."""
+
+    def __init__(self, path: Path, info: mne.Info, n_times: int):
+        super().__init__(info, n_times, filename=str(path))
+
+
+class ArrayRaw(_LazyRaw):
+    """An (n_chans, n_times) array in memory as a lazy MNE Raw (no float64 copy of the whole array)."""
+
+    def __init__(self, array: np.ndarray, info: mne.Info):
+        super().__init__(info, array.shape[1], array=array)
 
 
 def _read_npy(path: Path, sfreq: float | None) -> mne.io.BaseRaw:
@@ -133,6 +166,33 @@ def _read_npy(path: Path, sfreq: float | None) -> mne.io.BaseRaw:
     check_finite(data, path)
     info = _npy_info(path, shape[0], sfreq)
     return NpyRaw(path, info, shape[1])
+
+
+def raw_from_array(data, sfreq, ch_names: list[str] | None = None, ch_type: str = "mag") -> mne.io.BaseRaw:
+    """An (n_chans, n_times) array (NumPy, or anything ``np.asarray`` takes) sampled at ``sfreq`` Hz as a
+    lazy MNE Raw, checked as a ``.npy`` file is (numeric, 2-D, not transposed, finite, a positive rate);
+    errors name ``<array>``.
+
+    ``ch_names`` names the rows (default ``MEG 001...``, as for ``.npy``); every channel gets ``ch_type``
+    and no sensor position, so an encoder with spatial attention sees them on a stable grid
+    (:func:`sensor_positions_2d`), as for ``.npy`` inputs. For real positions pass an MNE Raw instead.
+    """
+    source = ARRAY_SOURCE
+    try:
+        array = np.asarray(data)
+    except (TypeError, ValueError) as exc:  # ragged nested lists, objects NumPy cannot convert
+        _fail(source, f"expected an (n_chans, n_times) array, got {type(data).__name__} ({exc})")
+    _check_shape_dtype(source, tuple(int(d) for d in array.shape), array.dtype)
+    if sfreq is None:
+        _fail(source, "sampling rate unknown: pass sfreq= with an array")
+    if isinstance(sfreq, bool) or not isinstance(sfreq, (int, float, np.number)) or not math.isfinite(sfreq) \
+            or sfreq <= 0:
+        _fail(source, f"sampling rate must be a positive number, got {sfreq!r}")
+    ch_names = default_channel_names(array.shape[0]) if ch_names is None else list(ch_names)
+    if len(ch_names) != array.shape[0]:
+        raise ValueError(f"{len(ch_names)} channel names for {array.shape[0]} rows")
+    check_finite(array, source)
+    return ArrayRaw(array, mne.create_info(ch_names, float(sfreq), ch_type, verbose=False))
 
 
 def _check_kit_size(path: Path, raw: mne.io.BaseRaw) -> None:
@@ -195,7 +255,7 @@ def read_recording(path: str | os.PathLike, sfreq: float | None = None) -> mne.i
 def recording_name(raw: mne.io.BaseRaw) -> str:
     """The file a Raw came from (for error messages), or ``<array>``."""
     names = [f for f in (getattr(raw, "filenames", None) or []) if f]
-    return str(names[0]) if names else "<array>"
+    return str(names[0]) if names else ARRAY_SOURCE
 
 
 def meg_picks(raw: mne.io.BaseRaw, channel_types: list[str] | tuple[str, ...]) -> list[int]:

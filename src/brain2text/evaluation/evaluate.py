@@ -14,8 +14,11 @@ of a sentence together; ``eval.bootstrap_unit``), a paired permutation p-value a
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -23,11 +26,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import Config, DecodingConfig
+from ..config import Config, DecodingConfig, load_config, parse_overrides
 from ..data.batch import MEGBatch
+from ..data.cache import build_cache
 from ..data.dataset import MEGDataset, collate_examples
 from ..decoding.strategies import get_strategy
 from ..errors import Brain2TextError
+from ..inference.model_view import ModelView, config_with
 from .bootstrap import Clusters, make_clusters, method_info, paired_bootstrap
 from .controls import blind, derangement, noise_like, noise_seeds, surrogate_like, surrogate_seeds
 from .metrics import SentenceStats, metrics_info, normalize_for_wer, sentence_stats
@@ -255,3 +260,43 @@ def _sentence_rows(examples: list[dict], references: list[str], runs: dict[str, 
             row["rank"] = int(runs["meg"].ranks[p])
         rows.append(row)
     return rows
+
+
+def _override_pairs(overrides: Sequence[str] | Mapping[str, object] | None) -> list[tuple[str, object]]:
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        return [(str(k), v) for k, v in overrides.items()]
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    return parse_overrides(list(overrides))
+
+
+def evaluation_config(view: ModelView, config: str | os.PathLike | None = None,
+                      overrides: Sequence[str] | Mapping[str, object] | None = None,
+                      strategy: str | None = None, bids_root: str | os.PathLike | None = None) -> Config:
+    """The configuration a saved model is evaluated with (``brain2text evaluate`` and ``Decoder.evaluate``).
+
+    The architecture is always the model's. Data, decoding and eval settings come from the YAML ``config``
+    when given, else from the model's saved config with the data settings it was trained with; then
+    ``overrides`` (``key=value`` strings as on the command line, or a mapping ``{"eval.max_sentences": 50}``),
+    ``bids_root`` (``data.bids_root``) and ``strategy``.
+    """
+    pairs = _override_pairs(overrides) + ([("data.bids_root", str(bids_root))] if bids_root is not None else [])
+    base = view.config
+    if config:
+        user = config_with(load_config(config), pairs) if pairs else load_config(config)
+        cfg = dataclasses.replace(base, data=user.data, decoding=user.decoding, eval=user.eval)
+    else:
+        cfg = config_with(dataclasses.replace(base, data=view.data), pairs)
+    if strategy:
+        cfg = dataclasses.replace(cfg, decoding=dataclasses.replace(cfg.decoding, strategy=strategy))
+    return cfg
+
+
+def evaluate_model(model, view: ModelView, split: str, cfg: Config, progress: bool = True) -> tuple[dict, dict]:
+    """Evaluate a loaded model on ``split`` of ``cfg.data`` (cached preprocessing built if needed): the
+    result JSON ``brain2text evaluate`` writes (``model_path`` first), and the per-sentence WER by system."""
+    example_set = build_cache(cfg.data, progress)
+    result, per_sentence_wer = evaluate_examples(model, example_set, split, cfg, progress)
+    return {"model_path": str(view.model_path), **result}, per_sentence_wer

@@ -8,6 +8,7 @@
     tokenizer/               the decoder tokenizer with the MEG special tokens
     preprocessing.json       what the data layer needs to preprocess raw recordings the same way
     decoder.safetensors      only when a phase trained the whole decoder: its non-LoRA weights
+    README.md                the model card (models/model_card.py): what the model is, how to load it
 
 The base decoder is *not* copied: ``decoder_base`` records the directory (or hub id) it was loaded
 from, and :func:`load_model` reloads it from there (a missing base is a clear :class:`ModelError`). A
@@ -32,6 +33,7 @@ from ..errors import Brain2TextError, ModelError
 from ..registry import DECODER_WEIGHTS_FILE, WEIGHTS_MODULES
 from ..utils.atomic import atomic_directory
 from .build import build_model
+from .model_card import write_model_card
 from .validation import FORMAT_VERSION, read_safetensors, validate_model_dir
 
 
@@ -55,6 +57,7 @@ def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None
             save_file(base, str(tmp / DECODER_WEIGHTS_FILE))
         (tmp / MODEL_CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / PREPROCESSING_FILE).write_text(json.dumps(preprocessing, indent=2, allow_nan=False) + "\n")
+        write_model_card(tmp, model, model_path=path)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):

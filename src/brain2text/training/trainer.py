@@ -9,6 +9,7 @@ resumed run ends with the same bits as an uninterrupted one (CPU).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -29,7 +30,9 @@ from accelerate.utils import (
 from tqdm.auto import tqdm
 
 from ..config import Config, PhaseConfig
+from ..constants import MODEL_CARD_FILE, TRAINING_INFO_FILE
 from ..errors import Brain2TextError
+from ..models.model_card import write_model_card
 from ..models.serialization import save_model
 from ..utils.atomic import atomic_directory, atomic_write_json
 from ..utils.faults import fault_point
@@ -243,10 +246,15 @@ class Trainer:
             self._export("best_model", {"step": self.global_step, "metric": name, "value": metrics[name]})
 
     def _export(self, name: str, info: dict[str, Any]) -> Path:
+        """Write ``output_dir/name`` (the model, ``training_info.json`` with this run's phases, and the model
+        card refreshed with them) atomically."""
         path = self.output_dir / name
+        info = {**info, "phases": [dataclasses.asdict(p) for p in self.plan.phases]}
         with atomic_directory(path) as tmp:
             self.save_model(self.model, tmp)
-            (tmp / "training_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            (tmp / TRAINING_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            if (tmp / MODEL_CARD_FILE).is_file():  # save_model wrote a card (a stand-in model in tests does not)
+                write_model_card(tmp, self.model, info, model_path=path)
         return path
 
     # ------------------------------------------------------------------------- checkpoints
