@@ -14,8 +14,9 @@ from brain2text.config import ConfigError
 from brain2text.data.cache import scaler_key
 from brain2text.errors import ModelError
 from brain2text.models.build import build_model
+from brain2text.models.preprocessing_record import check_preprocessing
 from brain2text.models.serialization import load_model, save_model
-from brain2text.models.validation import check_preprocessing, validate_model_dir
+from brain2text.models.validation import validate_model_dir
 from helpers import make_batch, tiny_config
 
 CH = [f"MEG {i:03d}" for i in range(16)]

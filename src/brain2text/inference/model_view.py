@@ -4,7 +4,7 @@ A trained model directory holds the full :class:`~brain2text.config.Config` and 
 record (``preprocessing.json``, written by training: ``data`` settings, ``sfreq``, ``subjects``,
 ``scalers``, ``ch_names``, ``synthetic``). :class:`ModelView` reads both, preferring the record's
 data settings (they are what the model was trained on). The record is checked
-(:func:`~brain2text.models.validation.check_preprocessing`): a bad one is an error, never ignored.
+(:func:`~brain2text.models.preprocessing_record.check_preprocessing`): a bad one is an error, never ignored.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from ..config import Config, DataConfig, DecodingConfig, config_from_dict
 from ..constants import PREPROCESSING_FILE
 from ..errors import ModelError
-from ..models.validation import check_preprocessing, data_settings
+from ..models.preprocessing_record import check_preprocessing, data_settings
 
 
 @dataclass

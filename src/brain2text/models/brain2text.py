@@ -14,8 +14,6 @@ Construction: :mod:`brain2text.models.build`; saving and loading: :mod:`brain2te
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
@@ -27,44 +25,9 @@ from ..decoding.strategies import get_strategy
 from ..errors import ConfigError, ModelError
 from ..registry import LOSS_NAMES, MODEL_LOSSES, PARTS, TRAINABLE_NAMES
 from .alignment import ctc_loss, gather_word_windows, word_contrastive_loss, word_labels
-from .encoder import MEGEncoder
-from .projector import build_projector
-from .rvq import ResidualVQ
+from .meg_side import EncodedMEG, meg_modules
 from .splice import SplicedInputs, splice_meg
 from .units import CTCUnits
-
-
-@dataclass
-class EncodedMEG:
-    """What :meth:`Brain2Text.encode` returns: the encoder's tokens, their quantization and CTC log-probs."""
-
-    tokens: torch.Tensor  # (B, T', d_model), zeros where padded
-    mask: torch.Tensor  # (B, T') bool
-    quantized: torch.Tensor | None  # (B, T', rvq.dim); the continuous latent when rvq.enabled is false
-    codes: torch.Tensor | None  # (B, T', n_q) long
-    ctc_log_probs: torch.Tensor | None  # (B, T', len(tokenizer) + 1) float32, blank last
-    commit_loss: torch.Tensor | None = None  # scalar
-    entropy_loss: torch.Tensor | None = None  # scalar
-    perplexity: torch.Tensor | None = None  # (n_q,) per RVQ level, this batch
-    usage: torch.Tensor | None = None  # (n_q,) share of codes used, this batch
-
-    def example(self, b: int) -> "EncodedMEG":
-        """Example ``b`` alone (tokens, mask and quantized; what the LM side needs)."""
-        return EncodedMEG(self.tokens[b:b + 1], self.mask[b:b + 1], self.quantized[b:b + 1], None, None)
-
-    def example_ctc(self, b: int) -> "EncodedMEG":
-        """Example ``b`` alone with its mask and CTC log-probs (what a CTC score needs)."""
-        return EncodedMEG(self.tokens[b:b + 1], self.mask[b:b + 1], None, None, self.ctc_log_probs[b:b + 1])
-
-
-def meg_modules(cfg: Config, n_classes: int, hidden: int) -> dict[str, nn.Module]:
-    """The MEG side of the model around a decoder of width ``hidden`` with ``n_classes`` CTC classes (the units
-    + blank), by attribute name; also built on the meta device to check a saved model's tensors before loading
-    (``models/validation``)."""
-    return {"encoder": MEGEncoder(cfg.encoder), "rvq": ResidualVQ(cfg.rvq, input_dim=cfg.encoder.d_model),
-            "projector": build_projector(cfg.projector, cfg.rvq.dim, hidden),
-            "ctc_head": nn.Linear(cfg.encoder.d_model, n_classes),  # CTC units + blank (last)
-            "word_head": nn.Linear(cfg.encoder.d_model, hidden)}
 
 
 class Brain2Text(nn.Module):

@@ -33,8 +33,9 @@ from ..errors import Brain2TextError, ModelError
 from ..registry import DECODER_WEIGHTS_FILE, WEIGHTS_MODULES
 from ..utils.atomic import atomic_directory
 from .build import build_model
+from .files import read_safetensors
 from .model_card import write_model_card
-from .validation import FORMAT_VERSION, read_safetensors, validate_model_dir
+from .validation import FORMAT_VERSION, validate_model_dir
 
 
 def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None) -> None:
