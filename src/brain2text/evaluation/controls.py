@@ -37,27 +37,36 @@ def blind(batch: MEGBatch) -> MEGBatch:
                    word_ids=[])
 
 
-def noise_like(batch: MEGBatch, seeds: Sequence[int]) -> MEGBatch:
-    """Per example and channel: N(mean, std) over the real samples; padding stays zero.
-
-    ``seeds`` gives one seed per example, so an example's noise does not depend on its batch.
-    """
+def _per_example(batch: MEGBatch, seeds: Sequence[int], make, name: str) -> MEGBatch:
+    """``batch`` with each example's real channels x real samples replaced by ``make(x, generator)`` (``x``
+    ``(C_real, T_real)``, the generator seeded by the example's own seed, so a control does not depend on
+    the batch it is decoded in); padded samples and channels stay zero."""
     if len(seeds) != len(batch):
-        raise ValueError(f"noise_like: {len(batch)} examples but {len(seeds)} seeds")
+        raise ValueError(f"{name}: {len(batch)} examples but {len(seeds)} seeds")
     meg = torch.zeros_like(batch.meg)  # (B, C, T)
     for k, seed in enumerate(seeds):
-        t_mask = batch.meg_mask[k]  # (T,)
+        t_idx = batch.meg_mask[k].nonzero(as_tuple=True)[0]  # (T_real,)
         c_mask = batch.channel_mask[k] if batch.channel_mask is not None else torch.ones(meg.shape[1], dtype=torch.bool)
-        x = batch.meg[k][c_mask][:, t_mask].double()  # (C_real, T_real)
-        mean = x.mean(dim=1, keepdim=True)
-        std = x.std(dim=1, unbiased=False, keepdim=True)
-        gen = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(x.shape, generator=gen, dtype=torch.float64)
-        real = torch.zeros(meg.shape[1:], dtype=meg.dtype)
-        real[c_mask.nonzero(as_tuple=True)[0][:, None], t_mask.nonzero(as_tuple=True)[0][None, :]] = \
-            (mean + std * z).to(meg.dtype)
-        meg[k] = real
+        c_idx = c_mask.nonzero(as_tuple=True)[0]  # (C_real,)
+        if len(t_idx) == 0 or len(c_idx) == 0:
+            continue
+        x = batch.meg[k].cpu()[c_idx[:, None], t_idx[None, :]]  # (C_real, T_real)
+        y = make(x, torch.Generator().manual_seed(int(seed)))
+        meg[k, c_idx[:, None], t_idx[None, :]] = y.to(meg.dtype).to(meg.device)
     return replace(batch, meg=meg)
+
+
+def gaussian_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """(C, T) -> (C, T): white Gaussian noise with each channel's mean and standard deviation."""
+    x = x.double()
+    mean, std = x.mean(dim=1, keepdim=True), x.std(dim=1, unbiased=False, keepdim=True)
+    return mean + std * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+
+
+def noise_like(batch: MEGBatch, seeds: Sequence[int]) -> MEGBatch:
+    """Per example and channel: N(mean, std) over the real samples (:func:`gaussian_like`); padding stays
+    zero. ``seeds`` gives one seed per example."""
+    return _per_example(batch, seeds, gaussian_like, "noise_like")
 
 
 def noise_seeds(control_seed: int, positions: Sequence[int]) -> list[int]:
@@ -87,22 +96,8 @@ def phase_randomise(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 def surrogate_like(batch: MEGBatch, seeds: Sequence[int]) -> MEGBatch:
     """Per example: :func:`phase_randomise` of its real channels over its real samples; padding stays zero.
-
-    ``seeds`` gives one seed per example, so an example's surrogate does not depend on its batch.
-    """
-    if len(seeds) != len(batch):
-        raise ValueError(f"surrogate_like: {len(batch)} examples but {len(seeds)} seeds")
-    meg = torch.zeros_like(batch.meg)  # (B, C, T)
-    for k, seed in enumerate(seeds):
-        t_idx = batch.meg_mask[k].nonzero(as_tuple=True)[0]  # (T_real,)
-        c_mask = batch.channel_mask[k] if batch.channel_mask is not None else torch.ones(meg.shape[1], dtype=torch.bool)
-        c_idx = c_mask.nonzero(as_tuple=True)[0]  # (C_real,)
-        if len(t_idx) == 0 or len(c_idx) == 0:
-            continue
-        x = batch.meg[k].cpu()[c_idx[:, None], t_idx[None, :]]  # (C_real, T_real)
-        y = phase_randomise(x, torch.Generator().manual_seed(int(seed)))
-        meg[k, c_idx[:, None], t_idx[None, :]] = y.to(meg.dtype).to(meg.device)
-    return replace(batch, meg=meg)
+    ``seeds`` gives one seed per example."""
+    return _per_example(batch, seeds, phase_randomise, "surrogate_like")
 
 
 def derangement(texts: Sequence[str], groups: Sequence[str], seed: int) -> list[int]:
