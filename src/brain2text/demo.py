@@ -225,13 +225,13 @@ def results_table(title: str, result: dict) -> str:
     per control, whether MEG beats it, either way, and a NOTE for each metric it does not beat."""
     shown = dict(TABLE_KEYS)
     lines = [f"{title}: {result['n_sentences']} held-out examples, strategy {result.get('strategy', '?')}",
-             f"  {'input':<11}" + "".join(f"{h:>23}" for _, h in TABLE_KEYS)]
-    lines.append(f"  {'MEG':<11}" + "".join(f"{_pct(result['metrics'].get(k)):>23}" for k, _ in TABLE_KEYS))
+             f"  {'input':<11}" + "".join(f" {h:>24}" for _, h in TABLE_KEYS)]
+    lines.append(f"  {'MEG':<11}" + "".join(f" {_pct(result['metrics'].get(k)):>24}" for k, _ in TABLE_KEYS))
     differences = {c: result["differences"].get(c, {}) for c in CONTROL_ORDER if c in result["controls"]}
     for c, diff in differences.items():
         m = result["controls"][c]
-        lines.append(f"  {c:<11}" + "".join(f"{_interval_cell(m.get(k), diff.get(k)):>23}" for k, _ in TABLE_KEYS))
-        lines.append(f"  {'':<11}" + "".join(f"{_verdict_cell(diff.get(k), k):>23}" for k, _ in TABLE_KEYS))
+        lines.append(f"  {c:<11}" + "".join(f" {_interval_cell(m.get(k), diff.get(k)):>24}" for k, _ in TABLE_KEYS))
+        lines.append(f"  {'':<11}" + "".join(f" {_verdict_cell(diff.get(k), k):>24}" for k, _ in TABLE_KEYS))
     lines.append("  (scores in %; [lo,hi]: 95% interval of MEG minus that control in percentage points, "
                  f"{_unit(result)}; "
                  "p: paired permutation test; verdict: beats / worse / not established, ? = near the edge)")
