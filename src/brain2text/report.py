@@ -86,11 +86,15 @@ def _p_cell(d: dict | None, key: str) -> str:
     return (f"{p_text(p).replace('<', '$<$')}, " if p is not None else "") + verdict(d, key)
 
 
+# wide tables (an interval and a verdict per cell) are scaled down to the text width, never past it
+FIT_OPEN, FIT_CLOSE = r"\resizebox{\textwidth}{!}{%", "}"
+
+
 def results_table(data: dict, caption: str, label: str) -> str:
     """A LaTeX table: rows MEG and controls, columns metrics; then MEG minus control with 95% intervals
     (percentage points, bounds to 2 decimals or more where needed for the sign); then p and verdict."""
     cols = "l" + "r" * len(COLUMNS)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", FIT_OPEN, rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
              "input & " + " & ".join(h for _, h, _, _ in COLUMNS) + r" \\", r"\midrule"]
     for cond, name in CONDITIONS:
         m = condition_metrics(data, cond)
@@ -113,7 +117,8 @@ def results_table(data: dict, caption: str, label: str) -> str:
     for cond, name in _controls(data):
         diffs = data["differences"][cond]
         lines.append(f"p, verdict vs {name} & " + " & ".join(_p_cell(diffs.get(k), k) for k, *_ in COLUMNS) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}", ""]
+    lines += [r"\bottomrule", r"\end{tabular}", FIT_CLOSE, rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+              r"\end{table}", ""]
     return "\n".join(lines)
 
 
@@ -154,7 +159,8 @@ def strategies_table(rows: list[dict]) -> str:
     """Decoding strategies (rows) x inputs (columns: WER and BLEU-4 for MEG and each control any row has)."""
     present = [(c, n) for c, n in CONDITIONS if c == "meg" or any(c in row["controls"] for row in rows)]
     conds = [c for c, _ in present]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "rr" * len(conds) + "}", r"\toprule",
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", FIT_OPEN, r"\begin{tabular}{l" + "rr" * len(conds) + "}",
+             r"\toprule",
              " & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{n}}}" for _, n in present) + r" \\",
              "strategy & " + " & ".join(["WER", "BLEU-4"] * len(conds)) + r" \\", r"\midrule"]
     for row in rows:
@@ -163,7 +169,7 @@ def strategies_table(rows: list[dict]) -> str:
             m = row["metrics"] if c == "meg" else row["controls"].get(c, {})
             cells += [_fmt(m.get("wer")), _fmt(m.get("bleu4"))]
         lines.append(_tex_escape(row["strategy"]) + " & " + " & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}",
+    lines += [r"\bottomrule", r"\end{tabular}", FIT_CLOSE,
               r"\caption{Decoding strategies on held-out sentences of the synthetic benchmark (WER and BLEU-4 in \%).}",
               r"\label{tab:strategies}", r"\end{table}", ""]
     return "\n".join(lines)
