@@ -9,6 +9,7 @@ existing results file: their rows are replaced, the others kept, and the header 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -17,13 +18,9 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from transformers.utils import logging as hf_logging
-
 from ..config import load_config
 from ..errors import Brain2TextError
-from ..models.info import model_info
 from ..utils.atomic import atomic_write_json, atomic_write_text
-from . import ctc_peers, data, encoder, generation, inference, lm_training, rvq
 from .common import Result, Settings, host_mm_gflops, load_average, machine, versions
 
 TITLE = {"B1": "RVQ encode", "B2": "RVQ training step", "B3": "RVQ search FLOP/s", "B4": "encoder fwd+bwd roofline",
@@ -31,14 +28,22 @@ TITLE = {"B1": "RVQ encode", "B2": "RVQ training step", "B3": "RVQ search FLOP/s
          "B8": "inference end to end", "B9": "SmolLM2 training step", "B10": "CTC decoders people use"}
 
 
-def _registry() -> list[tuple[tuple[str, ...], Callable[[Settings], list[Result]]]]:
-    return [(("B1", "B3"), rvq.bench_b1_b3), (("B2",), rvq.bench_b2), (("B4",), encoder.bench_b4),
-            (("B5",), data.bench_b5), (("B6",), data.bench_b6), (("B7",), generation.bench_b7),
-            (("B8",), inference.bench_b8), (("B9",), lm_training.bench_b9), (("B10",), ctc_peers.bench_b10)]
+# Each row names its module and function; the module is imported when the row runs, so that a usage error
+# (an unknown --only id, a bad --merge) is reported without first importing torch, transformers and peft.
+REGISTRY: list[tuple[tuple[str, ...], str, str]] = [
+    (("B1", "B3"), "rvq", "bench_b1_b3"), (("B2",), "rvq", "bench_b2"), (("B4",), "encoder", "bench_b4"),
+    (("B5",), "data", "bench_b5"), (("B6",), "data", "bench_b6"), (("B7",), "generation", "bench_b7"),
+    (("B8",), "inference", "bench_b8"), (("B9",), "lm_training", "bench_b9"), (("B10",), "ctc_peers", "bench_b10")]
+
+
+def _bench(module: str, name: str) -> Callable[[Settings], list[Result]]:
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
 
 def full_size_memory() -> dict:
     """``brain2text info`` for the built-in full-size configuration (meta device, no weights)."""
+    from ..models.info import model_info  # noqa: PLC0415 -- torch, transformers, peft: only when the row runs
+
     info = model_info(load_config(None))
     return {"memory_gb": info["memory_gb"], "trainable": info["trainable"], "params": info["params"],
             "assumptions": info["assumptions"], "source": "brain2text info --config configs/default_config.yaml --json"}
@@ -48,14 +53,17 @@ def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> di
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
 
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415 -- off the usage-error path
+
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     Path(settings.workdir).mkdir(parents=True, exist_ok=True)
     record = {"quick": settings.quick, "machine": machine(), "versions": versions(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": []}
-    for ids, fn in _registry():
+    for ids, module, name in REGISTRY:
         if only and not (set(ids) & only):
             continue
+        fn = _bench(module, name)
         log(f"running {', '.join(ids)} ...")
         load, host = load_average(), host_mm_gflops()
         start = time.perf_counter()

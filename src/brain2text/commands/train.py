@@ -37,12 +37,13 @@ def _preflight(output_dir: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..training.phases import build_plan
-    from ..training.run import train
-    from ..training.trainer import TrainingInterrupted
 
     cfg = load_config(args.config, args.overrides)
     build_plan(cfg, args.mode)  # an unknown mode or a bad phase stops here, before any import of the model stack
     _preflight(args.output_dir)
+    from ..training.run import train  # the model stack (torch, transformers, peft: seconds to import)
+    from ..training.trainer import TrainingInterrupted
+
     try:
         result = train(cfg, args.mode, args.output_dir, resume=args.resume, teacher_dir=args.teacher_checkpoint)
     except TrainingInterrupted as exc:
