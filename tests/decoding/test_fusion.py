@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from brain2text.decoding.ctc import ctc_prefix_beam_search
-from brain2text.decoding.joint import ctc_fusion_beam_search
+from brain2text.decoding.fusion import ctc_fusion_beam_search, ctc_fusion_beam_search_batch
 
 EOS = 1
 
@@ -101,6 +101,30 @@ def test_length_bonus_lengthens_and_shortens():
     longer = ctc_fusion_beam_search(ctc, 8, lm, EOS, beam=4, lm_weight=0.3, length_bonus=3.0)
     shorter = ctc_fusion_beam_search(ctc, 8, lm, EOS, beam=4, lm_weight=0.3, length_bonus=-3.0)
     assert len(shorter) < len(base) < len(longer)
+
+
+@pytest.mark.parametrize("bonus", [0.0, 1.5])
+def test_examples_searched_together_give_each_examples_own_search_and_one_lm_call_per_frame(bonus):
+    """Batched over examples of different lengths (each with its own LM, as each has its own MEG context),
+    every example gets the hypothesis its search alone finds, and the LM is called once per frame (+ the
+    end), not once per frame and example."""
+    lms = [PrefixToyLM(seed=s, sharp=1.0) for s in range(4)]
+    ctcs = [_ctc(10 + s, n_frames=n, sharp=1.0) for s, n in enumerate((16, 9, 16, 4))]
+    alone = [ctc_fusion_beam_search(c, 8, lm, EOS, beam=4, lm_weight=0.6, length_bonus=bonus)
+             for c, lm in zip(ctcs, lms)]
+    calls = []
+
+    def batch_lm(requests):
+        calls.append(len(requests))
+        return torch.cat([lms[i]([p]) for i, p in requests])
+
+    together = ctc_fusion_beam_search_batch(ctcs, 8, batch_lm, EOS, beam=4, lm_weight=0.6, length_bonus=bonus,
+                                            lengths=[None, None, 12, None])
+    assert together[0] == alone[0] and together[1] == alone[1] and together[3] == alone[3]
+    assert together[2] == ctc_fusion_beam_search(ctcs[2], 8, lms[2], EOS, beam=4, lm_weight=0.6,
+                                                 length_bonus=bonus, length=12)
+    assert len(calls) <= 16 + 1 and max(calls) > 4  # rows of several examples share a call
+    assert ctc_fusion_beam_search_batch([], 8, batch_lm, EOS, beam=4, lm_weight=0.6) == []
 
 
 def test_bad_arguments():

@@ -94,6 +94,30 @@ def test_fusion_prefix_lm_is_the_meg_conditioned_decoder(model, batch):
             assert torch.allclose(row, CachedLMStep(model.decoder, ctx, model.embed)([p])[0], atol=1e-5)
 
 
+def test_batch_prefix_lm_serves_several_contexts_in_one_call(model, batch):
+    """BatchPrefixLM's rows for (example, prefix) requests of mixed examples and lengths, in one call, equal
+    each example's KV-cached beam step one prefix at a time; and fusion over the batch decodes each example
+    as fusion over that example alone."""
+    from brain2text.decoding.fusion import ctc_fusion_beam_search
+    from brain2text.decoding.strategies import get_strategy
+    from brain2text.models.splice import BatchPrefixLM, CachedLMStep, PrefixLM
+
+    enc = model.encode(batch)
+    s = model.lm_inputs(batch, enc)
+    ctxs = [s.inputs_embeds[i:i + 1, : int(n)] for i, n in enumerate(s.attention_mask.sum(1).tolist())]
+    lm = BatchPrefixLM(model.decoder, ctxs, model.embed)
+    for requests in ([(0, []), (1, [5]), (0, [5, 9, 3]), (1, [])], [(1, [5, 9, 3, 1]), (0, [5, 9, 3, 1]), (0, [7])]):
+        got = lm(requests)
+        for (i, p), row in zip(requests, got):
+            assert torch.allclose(row, CachedLMStep(model.decoder, ctxs[i], model.embed)([p])[0], atol=1e-5)
+    decoding = DecodingConfig(strategy="fusion", num_beams=3, lm_weight=0.5, length_bonus=0.5)
+    together = get_strategy("fusion").decode(model, batch, enc, decoding)
+    alone = [ctc_fusion_beam_search(enc.ctc_log_probs[i], model.units.blank, PrefixLM(model.decoder, ctx, model.embed),
+                                    model.eos_id, beam=3, lm_weight=0.5, length_bonus=0.5, length=int(n))
+             for i, (ctx, n) in enumerate(zip(ctxs, enc.mask.sum(1).tolist()))]
+    assert together == alone and all(together)
+
+
 def test_fusion_without_meg_and_its_retrieval_score(model, batch):
     decoding = DecodingConfig(strategy="fusion", num_beams=3, lm_weight=0.5, length_bonus=0.25)
     assert model.generate(batch, decoding, meg_mode="none") == ["", ""]

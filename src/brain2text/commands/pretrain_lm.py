@@ -31,9 +31,17 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ..config import load_config
     from ..errors import ConfigError
-    from ..training.lm_pretrain import LMSettings, pretrain_lm
 
     cfg = load_config(args.config, args.overrides)
+    if args.vocab_size is not None and args.vocab_size < 1:
+        raise ConfigError(f"--vocab-size must be >= 1, got {args.vocab_size}")
+    out = args.out or cfg.decoder.model_name_or_path
+    if args.out is None and not out.startswith((".", "/", "~")) and not os.path.isdir(out):
+        raise ConfigError(f"decoder.model_name_or_path ({out!r}) looks like a hub id, not a local folder to write the "
+                          "default decoder into; pass --out DIR or a config such as configs/demo.yaml", args.config)
+    # after the checks: torch and transformers take seconds to import
+    from ..training.lm_pretrain import LMSettings, pretrain_lm  # noqa: PLC0415 -- usage errors come back at once
+
     settings = LMSettings()
     if args.steps is not None:
         settings.steps = max(1, args.steps)
@@ -41,13 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.tokenizer == "word" and args.vocab_size is None:
         settings.vocab_size = 8000  # every training word
     if args.vocab_size is not None:
-        if args.vocab_size < 1:
-            raise ConfigError(f"--vocab-size must be >= 1, got {args.vocab_size}")
         settings.vocab_size = args.vocab_size
-    out = args.out or cfg.decoder.model_name_or_path
-    if args.out is None and not out.startswith((".", "/", "~")) and not os.path.isdir(out):
-        raise ConfigError(f"decoder.model_name_or_path ({out!r}) looks like a hub id, not a local folder to write the "
-                          "default decoder into; pass --out DIR or a config such as configs/demo.yaml", args.config)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     record = pretrain_lm(cfg, out, settings, text_dir=args.text_dir, force=args.force, log=log)
     if args.json:

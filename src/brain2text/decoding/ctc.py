@@ -106,7 +106,7 @@ def prefix_beam_step(x: Tensor, blank: int, beam: int, prune_topk: int | None, p
                      fuse: Tensor | None = None, ext_fuse: Tensor | None = None) -> PrefixBeam:
     """One frame of prefix beam search: every prefix either stays (blank or repeat) or grows by a label.
 
-    Shallow fusion (:func:`brain2text.decoding.joint.ctc_fusion_beam_search`): ``fuse`` ``(n,)`` is each
+    Shallow fusion (:func:`brain2text.decoding.fusion.ctc_fusion_beam_search`): ``fuse`` ``(n,)`` is each
     prefix's accumulated non-CTC score and ``ext_fuse`` ``(n, V)`` what growing it by each class adds;
     prefixes are then ranked by CTC + fused score while ``p_b``/``p_nb`` stay pure CTC.
     """

@@ -55,13 +55,11 @@ from .ctc import (
     CTCPrefixScorer,
     checked_log_probs,
     ctc_prefix_beam_search,
-    prefix_beam_step,
     single_thread,
 )
 from .scorers import ctc_sequence_log_prob
 
 LMStepFn = Callable[[list[list[int]]], Tensor]
-PrefixLMFn = Callable[[list[list[int]]], Tensor]
 LMScoreFn = Callable[[list[list[int]]], Tensor]  # candidates -> log P_LM(y + eos | context) (K,)
 
 
@@ -286,76 +284,3 @@ def rescore_nbest(
         score = score + (1.0 - ctc_weight) * lm_score_fn(cands).float().cpu()
     norm = torch.tensor([(len(y) + 1) ** length_penalty for y in cands], dtype=score.dtype)
     return cands[int(torch.argmax(score / norm))]
-
-
-def ctc_fusion_beam_search(
-    log_probs: Tensor,
-    blank: int,
-    prefix_lm_fn: PrefixLMFn | None,
-    eos_id: int,
-    beam: int,
-    lm_weight: float,
-    length_bonus: float = 0.0,
-    length: int | None = None,
-    prune_topk: int | None = None,
-    unit_ids: Tensor | None = None,
-) -> list[int]:
-    """CTC prefix beam search with LLM shallow fusion; returns the best hypothesis' token ids.
-
-    The CTC decoder's own time-synchronous search (:func:`~brain2text.decoding.ctc.ctc_prefix_beam_search`),
-    with prefixes ranked by ``log P_CTC(y) + lm_weight * log P_LM(y) + length_bonus * len(y)`` (Hannun et
-    al. 2014's LM term; the ``word_score`` / ``lm_weight`` of torchaudio's and ESPnet's CTC decoders), and
-    the finished prefixes by the same score with ``lm_weight * log P_LM(eos | y)`` added. The CTC
-    probabilities stay exact sums over alignments; the LM only decides which prefixes stay in the beam and
-    which one wins. ``lm_weight = length_bonus = 0`` *is* the CTC prefix beam search (it is called), so
-    the LLM can only move the output away from the encoder's where its evidence outweighs the CTC's.
-
-    ``prefix_lm_fn(prefixes) -> (n, V_lm)`` next-token log-probs after each prefix of token ids (prefixes of
-    any lengths; each distinct prefix is asked for once). ``unit_ids`` ``(U,)``: the LM token id of each
-    CTC class (None: class ``c`` is token ``c``, and LM ids beyond the CTC classes are ignored).
-    """
-    if lm_weight < 0:
-        raise ValueError(f"lm_weight must be >= 0, got {lm_weight}")
-    if lm_weight == 0 and length_bonus == 0:
-        best = ctc_prefix_beam_search(log_probs, blank, beam=beam, length=length, prune_topk=prune_topk)[0][0]
-        return as_tokens(best, unit_ids)
-    if lm_weight > 0 and prefix_lm_fn is None:
-        raise ValueError("lm_weight > 0 needs prefix_lm_fn")
-    if beam < 1:
-        raise ValueError(f"beam must be >= 1, got {beam}")
-    lp = checked_log_probs(log_probs, blank, length)
-    n_classes = lp.shape[1]
-    cache: dict[tuple[int, ...], Tensor] = {}
-
-    def lm_rows(prefixes: list[tuple[int, ...]]) -> Tensor:
-        """``lm_weight * log P_LM(. | prefix)`` over the CTC classes (blank column -inf), + the eos column."""
-        todo = [p for p in dict.fromkeys(prefixes) if p not in cache]
-        if todo:
-            out = prefix_lm_fn([as_tokens(p, unit_ids) for p in todo]).detach().float().cpu()
-            if out.ndim != 2 or out.shape[0] != len(todo):
-                raise ValueError(f"prefix_lm_fn must return ({len(todo)}, V) log-probs, got {tuple(out.shape)}")
-            for p, row in zip(todo, out):
-                cls = row.new_full((n_classes + 1,), NEG_INF)
-                if unit_ids is None:
-                    shared = min(n_classes, row.shape[0])
-                    cls[:shared] = lm_weight * row[:shared]
-                else:
-                    cls[: len(unit_ids)] = lm_weight * row[unit_ids]
-                cls[blank] = NEG_INF
-                cls[n_classes] = lm_weight * row[eos_id] if eos_id < row.shape[0] else NEG_INF
-                cache[p] = cls
-        return torch.stack([cache[p] for p in prefixes])
-
-    bonus = torch.full((n_classes,), float(length_bonus))
-    prefixes: list[tuple[int, ...]] = [()]
-    p_b, p_nb, fuse = lp.new_zeros(1), lp.new_full((1,), NEG_INF), lp.new_zeros(1)
-    for x in lp:
-        # the LM keeps its threads
-        ext_fuse = bonus[None, :] if lm_weight == 0 else lm_rows(prefixes)[:, :n_classes] + bonus
-        with single_thread():  # the search's own ops are tiny
-            prefixes, p_b, p_nb, fuse = prefix_beam_step(x, blank, beam, prune_topk, prefixes, p_b, p_nb,
-                                                         fuse=fuse, ext_fuse=ext_fuse)
-    final = torch.logaddexp(p_b, p_nb) + fuse
-    if lm_weight > 0:
-        final = final + lm_rows(prefixes)[:, n_classes]
-    return as_tokens(prefixes[int(torch.argmax(final))], unit_ids)

@@ -22,9 +22,10 @@ from functools import partial
 
 import torch
 
-from ..models.splice import CachedLMStep, PrefixLM
+from ..models.splice import BatchPrefixLM, CachedLMStep
 from .ctc import ctc_greedy, ctc_prefix_beam_search
-from .joint import ctc_fusion_beam_search, joint_decode_batch, rescore_nbest
+from .fusion import ctc_fusion_beam_search_batch
+from .joint import joint_decode_batch, rescore_nbest
 from .scorers import lm_sequence_log_prob
 
 DecodeFn = Callable[..., list[list[int]]]  # (model, batch, enc | None, decoding) -> ids per example
@@ -158,14 +159,13 @@ register(Strategy("rescore", "the CTC and LLM n-best lists pooled and rescored w
 
 
 def _fusion_decode(model, batch, enc, decoding) -> list[list[int]]:
-    """CTC prefix beam search with the MEG-conditioned LLM's shallow fusion (one example at a time)."""
-    contexts, lengths = _contexts(model, batch, enc), enc.mask.sum(1).tolist()
-    return [ctc_fusion_beam_search(enc.ctc_log_probs[i], model.units.blank,
-                                   PrefixLM(model.decoder, contexts[i], model.embed), eos_id=model.eos_id,
-                                   beam=decoding.num_beams, lm_weight=decoding.lm_weight,
-                                   length_bonus=decoding.length_bonus, length=int(lengths[i]),
-                                   unit_ids=_unit_ids(model))
-            for i in range(len(batch))]
+    """CTC prefix beam search with the MEG-conditioned LLM's shallow fusion, the batch's examples searched
+    together so that each frame asks the LLM once for all of them."""
+    return ctc_fusion_beam_search_batch(list(enc.ctc_log_probs), model.units.blank,
+                                        BatchPrefixLM(model.decoder, _contexts(model, batch, enc), model.embed),
+                                        eos_id=model.eos_id, beam=decoding.num_beams, lm_weight=decoding.lm_weight,
+                                        length_bonus=decoding.length_bonus, lengths=enc.mask.sum(1).tolist(),
+                                        unit_ids=_unit_ids(model))
 
 
 def _fusion_score(model, batch, enc, cands, decoding):

@@ -107,71 +107,116 @@ class CachedLMStep:
             self.cached_n = len(parents)
 
 
-class PrefixLM:
-    """``prefix_lm_fn`` for :func:`brain2text.decoding.joint.ctc_fusion_beam_search`: next-token log-probs
-    after a fixed context (prompt + MEG embeddings, (1, P, H)) and each of several prefixes of generated
-    ids, of any lengths.
+class BatchPrefixLM:
+    """``prefix_lm_fn`` for :func:`brain2text.decoding.fusion.ctc_fusion_beam_search_batch`: next-token
+    log-probs after each example's fixed context (prompt + MEG embeddings, ``(1, P_i, H)``) and a prefix of
+    generated ids, of any length, for several examples at once.
 
-    Incremental, like a KV cache that branches: the context runs once, and a prefix ``g + [c]`` runs only
-    its last token, on the stored keys and values of ``g`` (computed first if they are not stored yet).
-    The prefixes of one call run as one batch: their parents' keys and values right-padded to a common
-    length, the padding masked out, each new token at its own position.
+    Incremental, like a KV cache that branches: the contexts run once (one right-padded batch), and a
+    prefix ``g + [c]`` runs only its last token, on the stored keys and values of its context and of ``g``
+    (computed first if they are not stored yet). The requests of one call run as one batch, whatever their
+    examples: context and parent keys and values right-padded to a common length, the padding masked out,
+    each new token at its own position. Keys and values are stored per prefix as one ``(layers, 2, heads,
+    len, d)`` tensor, so that building a batch copies two slices per row.
     """
 
-    def __init__(self, decoder, context: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor]):
-        self.decoder, self.context, self.embed = decoder, context, embed
-        self._ctx_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, (1, heads, P, d)
-        self._after_context: torch.Tensor | None = None
-        self._kv: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}  # per layer, (heads, len, d)
-        self._next: dict[tuple[int, ...], torch.Tensor] = {}
+    def __init__(self, decoder, contexts: list[torch.Tensor], embed: Callable[[torch.Tensor], torch.Tensor]):
+        self.decoder, self.contexts, self.embed = decoder, contexts, embed
+        self._ctx_kv: list[torch.Tensor] | None = None  # per example, (layers, 2, heads, P_i, d)
+        self._after_context: list[torch.Tensor] = []
+        self._kv: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}  # (layers, 2, heads, len, d)
+        self._next: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
 
     @torch.no_grad()
-    def _run_context(self) -> None:
-        mask = torch.ones(self.context.shape[:2], dtype=torch.long, device=self.context.device)
-        out = self.decoder(inputs_embeds=self.context, attention_mask=mask, use_cache=True)
-        self._ctx_kv = [(layer.keys, layer.values) for layer in out.cache.layers]
-        self._after_context = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+    def _run_contexts(self) -> None:
+        lengths = [c.shape[1] for c in self.contexts]
+        embeds = torch.cat([_pad(c[0], max(lengths), "right", 0.0)[None] for c in self.contexts])
+        mask = torch.zeros(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        for row, n in enumerate(lengths):
+            mask[row, :n] = 1
+        out = self.decoder(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        kv = torch.stack([torch.stack([layer.keys, layer.values]) for layer in out.cache.layers])  # (L, 2, B, ..)
+        self._ctx_kv = [kv[:, :, row, :, :n] for row, n in enumerate(lengths)]
+        self._after_context = [torch.log_softmax(out.logits[row, n - 1].float(), dim=-1)
+                               for row, n in enumerate(lengths)]
+
+    def __call__(self, requests: list[tuple[int, list[int]]]) -> torch.Tensor:
+        return self._request(requests)
 
     @torch.no_grad()
-    def __call__(self, prefixes: list[list[int]]) -> torch.Tensor:
+    def _request(self, requests: list[tuple[int, list[int]]]) -> torch.Tensor:
         if self._ctx_kv is None:
-            self._run_context()
-        todo = list(dict.fromkeys(tuple(p) for p in prefixes if p and tuple(p) not in self._next))
-        parents = list(dict.fromkeys(q[:-1] for q in todo if len(q) > 1 and q[:-1] not in self._kv))
+            self._run_contexts()
+        keys = [(i, tuple(p)) for i, p in requests]
+        todo = list(dict.fromkeys(k for k in keys if k[1] and k not in self._next))
+        parents = list(dict.fromkeys((i, q[:-1]) for i, q in todo if len(q) > 1 and (i, q[:-1]) not in self._kv))
         if parents:
-            self([list(q) for q in parents])
+            self._request([(i, list(q)) for i, q in parents])
         if todo:
             self._extend(todo)
-        return torch.stack([self._after_context if not p else self._next[tuple(p)] for p in prefixes])
+        return torch.stack([self._after_context[i] if not p else self._next[(i, p)] for i, p in keys])
 
-    def _extend(self, todo: list[tuple[int, ...]]) -> None:
-        device, n_ctx, n = self.context.device, self.context.shape[1], len(todo)
-        lengths = [len(q) - 1 for q in todo]  # of each parent
+    def _extend(self, todo: list[tuple[int, tuple[int, ...]]]) -> None:
+        device, n = self.contexts[0].device, len(todo)
+        parent_kv = [self._kv[(i, q[:-1])] if len(q) > 1 else None for i, q in todo]
+        n_ctx = [self._ctx_kv[i].shape[3] for i, _ in todo]
+        lengths = [c + (0 if p is None else p.shape[3]) for c, p in zip(n_ctx, parent_kv)]  # context + parent
         longest = max(lengths)
-        layers = []
-        for layer, (ctx_k, ctx_v) in enumerate(self._ctx_kv):
-            keys = ctx_k.new_zeros(n, ctx_k.shape[1], n_ctx + longest, ctx_k.shape[3])
-            values = torch.zeros_like(keys)
-            keys[:, :, :n_ctx], values[:, :, :n_ctx] = ctx_k, ctx_v
-            for row, (q, length) in enumerate(zip(todo, lengths)):
-                if length:
-                    k, v = self._kv[q[:-1]][layer]
-                    keys[row, :, n_ctx:n_ctx + length], values[row, :, n_ctx:n_ctx + length] = k, v
-            layers.append((keys, values))
-        from transformers import DynamicCache  # noqa: PLC0415 -- keeps transformers off config's import path
-
-        cache = DynamicCache(ddp_cache_data=layers)
-        mask = torch.ones(n, n_ctx + longest + 1, dtype=torch.long, device=device)
+        first = self._ctx_kv[todo[0][0]]
+        # one allocation for every layer's past and the new position (written in place by the forward)
+        past = first.new_empty(first.shape[0], 2, n, first.shape[2], longest + 1, first.shape[4])
+        for row, ((i, _), c, p, length) in enumerate(zip(todo, n_ctx, parent_kv, lengths)):
+            past[:, :, row, :, :c] = self._ctx_kv[i]
+            if p is not None:
+                past[:, :, row, :, c:length] = p
+            past[:, :, row, :, length:longest] = 0.0  # masked out, but must be finite
+        mask = torch.ones(n, longest + 1, dtype=torch.long, device=device)
         for row, length in enumerate(lengths):
-            mask[row, n_ctx + length: n_ctx + longest] = 0
-        positions = torch.tensor([[n_ctx + length] for length in lengths], device=device)
-        last = self.embed(torch.tensor([[q[-1]] for q in todo], device=device)).to(self.context.dtype)
-        out = self.decoder(inputs_embeds=last, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+            mask[row, length:longest] = 0
+        positions = torch.tensor([[length] for length in lengths], device=device)
+        last = self.embed(torch.tensor([[q[-1]] for _, q in todo], device=device)).to(first.dtype)
+        out = self.decoder(inputs_embeds=last, attention_mask=mask, position_ids=positions,
+                           cache=slot_cache(past, longest), use_cache=True)
         logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-        for row, (q, length) in enumerate(zip(todo, lengths)):
-            self._next[q] = logp[row]
-            self._kv[q] = [(torch.cat([self._kv[q[:-1]][i][0] if length else layer.keys[row, :, :0],
-                                       layer.keys[row, :, -1:]], 1),
-                            torch.cat([self._kv[q[:-1]][i][1] if length else layer.values[row, :, :0],
-                                       layer.values[row, :, -1:]], 1))
-                           for i, layer in enumerate(out.cache.layers)]
+        new = past[..., longest:, :]  # (L, 2, n, heads, 1, d)
+        for row, (key, p) in enumerate(zip(todo, parent_kv)):
+            self._next[key] = logp[row]
+            self._kv[key] = new[:, :, row].clone() if p is None else torch.cat([p, new[:, :, row]], dim=3)
+
+
+def slot_cache(past: torch.Tensor, filled: int):
+    """A transformers ``Cache`` over ``past`` ``(layers, 2, n, heads, filled + k, d)`` whose first ``filled``
+    positions are the past: the forward writes its ``k`` new keys and values into the rest, in place,
+    instead of concatenating them onto a copy of the past (which ``DynamicCache`` does, twice when built
+    from tensors)."""
+    from transformers.cache_utils import Cache, DynamicLayer  # noqa: PLC0415 -- keeps transformers off config's path
+
+    class SlotLayer(DynamicLayer):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+            super().__init__()
+            self.keys, self.values, self.filled = keys, values, filled
+            self.is_initialized, self.device = True, keys.device
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            end = self.filled + key_states.shape[-2]
+            if end > self.keys.shape[-2]:
+                raise ValueError(f"slot cache holds {self.keys.shape[-2]} positions, {end} asked for")
+            self.keys[:, :, self.filled:end], self.values[:, :, self.filled:end] = key_states, value_states
+            self.filled = end
+            return self.keys[:, :, :end], self.values[:, :, :end]
+
+        def get_seq_length(self) -> int:
+            return self.filled
+
+    return Cache(layers=[SlotLayer(layer[0], layer[1]) for layer in past])
+
+
+class PrefixLM(BatchPrefixLM):
+    """``prefix_lm_fn`` for :func:`brain2text.decoding.fusion.ctc_fusion_beam_search`: :class:`BatchPrefixLM`
+    for one context ``(1, P, H)``, called with prefixes alone."""
+
+    def __init__(self, decoder, context: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__(decoder, [context], embed)
+
+    def __call__(self, prefixes: list[list[int]]) -> torch.Tensor:
+        return self._request([(0, p) for p in prefixes])
