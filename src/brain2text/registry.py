@@ -29,6 +29,11 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     Loss("lm", "model", "next-token cross-entropy of the decoder on the target text, after prompt and MEG"),
     Loss("ctc", "model", "CTC from encoder tokens to the text in the decoder tokenizer's units"),
     Loss("word", "model", "contrastive loss between the MEG after each word onset and the word's LM embedding"),
+    Loss("phoneme", "model", "CTC from the first encoder stage's tokens to the sentence's phonemes "
+                             "(encoder.phoneme_head)"),
+    Loss("phoneme_frame", "model", "frame-wise cross-entropy of the phoneme head against each word's phonemes "
+                                   "spread evenly from its onset to the next: lifts the phoneme CTC off its "
+                                   "all-blank start"),
     Loss("kd", "distillation", "KL between teacher and student text-token logits at train.kd_temperature"),
     Loss("feature", "distillation", "student encoder outputs matched to the teacher's (MSE after a projection)"),
 )}
@@ -59,6 +64,8 @@ PARTS: dict[str, Part] = {part.name: part for part in (
     Part("lora", "decoder", ADAPTER_DIR, "the decoder's LoRA adapter", only="lora_"),
     Part("ctc_head", "ctc_head", MODEL_WEIGHTS_FILE, "encoder tokens to CTC classes (tokenizer ids + blank)"),
     Part("word_head", "word_head", MODEL_WEIGHTS_FILE, "MEG after each word onset to the LM embedding space"),
+    Part("phoneme_head", "phoneme_head", MODEL_WEIGHTS_FILE, "first-stage encoder tokens to phoneme CTC classes "
+                                                             "(present with encoder.phoneme_head)"),
     Part("decoder", "decoder", DECODER_WEIGHTS_FILE, "the decoder's own (non-LoRA) weights", exclude="lora_"),
 )}
 TRAINABLE_NAMES = tuple(PARTS)

@@ -148,6 +148,12 @@ def m_config_newer_format(model, w):
 
 
 @case
+def m_config_lexicon_without_phoneme_head(model, w):  # a lexicon for a head the model does not have
+    edit_json(model / CONFIG, lambda m: m.update(lexicon_words=["roy", "fort"]))
+    return ModelCase([CONFIG, "'lexicon_words' is set but encoder.phoneme_head is off"])
+
+
+@case
 def m_config_missing_base(model, w):  # already handled before issue 20; check-model reports it instead
     edit_json(model / CONFIG, lambda m: m.update(decoder_base=str(w / "gone" / "llama")))
     return ModelCase([CONFIG, "base decoder", "is not there", "decoder_base"], check_model_ok=True)

@@ -130,6 +130,9 @@ class EncoderConfig:
     word_window: float = _help("'word' loss: seconds of encoder tokens after each word onset pooled into its MEG "
                                "embedding.", 0.5)
     word_temperature: float = _help("'word' loss: temperature of the MEG/text word contrastive loss.", 0.1)
+    phoneme_head: bool = _help("A CTC head over the 39 ARPAbet phonemes on the first stage's tokens (before any "
+                               "token merge: the input rate over the stem stride, 25 tokens/s in the demo), for the "
+                               "'phoneme' losses and the 'lexicon' decoding strategy.", False)
 
     def __post_init__(self):
         if self.n_heads <= 0 or self.d_model <= 0 or self.d_model % self.n_heads:
@@ -151,6 +154,11 @@ class EncoderConfig:
     @property
     def n_layers(self) -> int:
         return sum(self.stage_layers)
+
+    @property
+    def fine_stride(self) -> int:
+        """Input samples per token of the first stage (the phoneme head's rate)."""
+        return self.stem_stride
 
     @property
     def total_stride(self) -> int:
@@ -249,17 +257,18 @@ def decoding_strategies() -> dict:
 @dataclass
 class DecodingConfig:
     strategy: str = _help("A registered decoding strategy: 'greedy', 'beam' (LLM only), 'ctc' (encoder only), 'joint' "
-                          "(LLM beam + CTC prefix score), 'rescore' (the CTC and LLM n-best lists rescored with both) "
-                          "or 'fusion' (CTC prefix beam + LLM shallow fusion); see decoding/strategies.py.", "beam")
+                          "(LLM beam + CTC prefix score), 'rescore' (the CTC and LLM n-best lists rescored with both), "
+                          "'fusion' (CTC prefix beam + LLM shallow fusion) or 'lexicon' (phoneme CTC + pronunciation "
+                          "lexicon + LLM and word CTC word scores); see decoding/strategies.py.", "beam")
     num_beams: int = _help("Beam width for beam and joint decoding.", 4)
     ctc_weight: float = _help("Joint and rescore decoding: weight of the CTC score (0 = LLM beam, 1 = CTC prefix "
-                              "beam).", 0.5)
+                              "beam); lexicon decoding: weight of the word CTC head's prefix score.", 0.5)
     length_penalty: float = _help("Length penalty for beam search (the score is divided by length ** "
                                   "length_penalty).", 1.0)
-    lm_weight: float = _help("Fusion decoding: weight of the LLM score added to the CTC score (0 = CTC prefix "
-                             "beam).", 0.3)
-    length_bonus: float = _help("Fusion decoding: added to the score per emitted token (word insertion bonus; negative "
-                                "= penalty).", 0.0)
+    lm_weight: float = _help("Fusion and lexicon decoding: weight of the LLM score added to the CTC score (0 = "
+                             "the same search without the LLM).", 0.3)
+    length_bonus: float = _help("Fusion decoding: added to the score per emitted token; lexicon decoding: per word "
+                                "(insertion bonus; negative = penalty).", 0.0)
     repetition_penalty: float = _help("Repetition penalty for LLM decoding (1 = none).", 1.0)
 
     def __post_init__(self):

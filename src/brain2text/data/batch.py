@@ -2,7 +2,7 @@
 
 The data layer tokenises (as LLaVA's dataset hands its model ids and labels): :func:`tokenize_batch`
 puts the target token ids, the CTC targets and each word's ids on the batch, in the decoder
-tokenizer's units; the model never tokenises targets itself.
+tokenizer's units, and each word's phonemes; the model never tokenises targets itself.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import torch
+
+from .pronunciation import phoneme_ids
 
 
 @dataclass
@@ -35,6 +37,8 @@ class MEGBatch:
     ctc_targets: torch.Tensor | None = None  # (B, L) long, right-padded with 0
     ctc_target_lengths: torch.Tensor | None = None  # (B,) long
     word_ids: list[list[list[int]]] = field(default_factory=list)  # each word of each sentence
+    # each word's phonemes (indices into data.pronunciation.PHONEMES), set by tokenize_batch
+    phoneme_ids: list[list[list[int]]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return self.meg.shape[0]
@@ -79,6 +83,7 @@ class MEGBatch:
             ctc_targets=pick(self.ctc_targets),
             ctc_target_lengths=pick(self.ctc_target_lengths),
             word_ids=rows(self.word_ids),
+            phoneme_ids=rows(self.phoneme_ids),
         )
 
 
@@ -97,8 +102,11 @@ def pad_token_ids(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def tokenize_batch(batch: MEGBatch, tokenizer) -> MEGBatch:
     """``batch`` with its texts and words in ``tokenizer``'s ids (``target_ids``, ``ctc_targets`` +
-    ``ctc_target_lengths``, ``word_ids``): what the model's losses read."""
+    ``ctc_target_lengths``, ``word_ids``) and each word's phonemes (``phoneme_ids``, from the pronouncing
+    dictionary): what the model's losses read."""
     ids = [_ids(tokenizer, t) for t in batch.texts]
     targets, lengths = pad_token_ids(ids)
     words = [[_ids(tokenizer, w) for w in ws] for ws in batch.words]
-    return replace(batch, target_ids=ids, ctc_targets=targets, ctc_target_lengths=lengths, word_ids=words)
+    phonemes = [[phoneme_ids([w]) for w in ws] for ws in batch.words]
+    return replace(batch, target_ids=ids, ctc_targets=targets, ctc_target_lengths=lengths, word_ids=words,
+                   phoneme_ids=phonemes)

@@ -22,11 +22,14 @@ from functools import partial
 
 import torch
 
+from ..data.pronunciation import phoneme_ids
+from ..errors import ConfigError
 from ..models.splice import BatchPrefixLM, CachedLMStep
-from .ctc import ctc_greedy, ctc_prefix_beam_search
+from .ctc import CTCPrefixScorer, ctc_greedy, ctc_prefix_beam_search
 from .fusion import ctc_fusion_beam_search_batch
 from .joint import joint_decode_batch, rescore_nbest
-from .scorers import lm_sequence_log_prob
+from .lexicon import Lexicon, lexicon_beam_search_batch
+from .scorers import ctc_sequence_log_prob, lm_sequence_log_prob
 
 DecodeFn = Callable[..., list[list[int]]]  # (model, batch, enc | None, decoding) -> ids per example
 ScoreFn = Callable[..., "torch.Tensor | None"]  # (model, batch, enc | None, candidate ids, decoding) -> (B, K)
@@ -180,3 +183,160 @@ register(Strategy("fusion", "CTC prefix beam search with the MEG-conditioned LLM
                             "(decoding.lm_weight, decoding.length_bonus)", _fusion_decode, _fusion_score,
                   lambda d: f"log P_CTC + {d.lm_weight:g} log P_LM + {d.length_bonus:g} n_tokens (the fusion score); "
                             "none without MEG", needs_meg=True))
+
+
+# ------------------------------------------------------------------------------ phonemes + lexicon + LLM
+class WordLM:
+    """``word_lm_fn`` for :func:`~brain2text.decoding.lexicon.lexicon_beam_search_batch`: ``log P_LM(word |
+    words, context)`` of each example's decoder context (prompt + MEG), in the decoder's own tokens.
+
+    A word sequence is scored as the text it writes (``model.text_ids(" ".join(words))``), so any tokenizer
+    works: the word's score is ``S(words + [word]) - S(words)`` with ``S`` the summed next-token log-probs
+    of that text (eos: ``log P(eos | words)``). Every prefix of tokens is computed once
+    (:class:`~brain2text.models.splice.BatchPrefixLM`, all requests of a call in one batch)."""
+
+    def __init__(self, model, contexts: list[torch.Tensor], words: list[str]):
+        self.model, self.words = model, words
+        self.prefix_lm = BatchPrefixLM(model.decoder, contexts, model.embed)
+        self._ids: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._sums: dict[tuple[int, tuple[int, ...]], float] = {}
+
+    def ids(self, words: tuple[int, ...]) -> tuple[int, ...]:
+        if words not in self._ids:
+            self._ids[words] = tuple(self.model.text_ids(" ".join(self.words[w] for w in words))) if words else ()
+        return self._ids[words]
+
+    def __call__(self, requests: list[tuple[int, tuple[int, ...], int | None]]) -> list[float]:
+        eos = self.model.eos_id
+        texts = {(i, self.ids(ws)) for i, ws, _ in requests} | {(i, self.ids(ws + (w,))) for i, ws, w in requests
+                                                                 if w is not None}
+        prefixes = list(dict.fromkeys((i, seq[:j]) for i, seq in texts for j in range(len(seq) + 1)
+                                      if (i, seq) not in self._sums or j == len(seq)))
+        rows = dict(zip(prefixes, self.prefix_lm([(i, list(p)) for i, p in prefixes]))) if prefixes else {}
+        for i, seq in texts:
+            if (i, seq) not in self._sums:
+                self._sums[(i, seq)] = sum(float(rows[(i, seq[:j])][t]) for j, t in enumerate(seq))
+        out = []
+        for i, ws, w in requests:
+            base = self.ids(ws)
+            if w is None:
+                out.append(float(rows[(i, base)][eos]))
+            else:
+                out.append(self._sums[(i, self.ids(ws + (w,)))] - self._sums[(i, base)])
+        return out
+
+
+class WordCTC:
+    """``word_ctc_fn`` for :func:`~brain2text.decoding.lexicon.lexicon_beam_search_batch`: the word CTC head's
+    prefix score of each example's word sequence (:class:`~brain2text.decoding.ctc.CTCPrefixScorer`), as the
+    gain of one more word: ``log psi(words + word) - log psi(words)`` (eos: ``log P(words) - log psi(words)``).
+    A word is the CTC classes of its tokens in context; a word the head cannot write (not among its units)
+    scores ``unknown`` instead (a fixed cost: unseen words stay possible, on the phonemes' evidence alone)."""
+
+    def __init__(self, model, enc, words: list[str], unknown: float = -10.0):
+        self.model, self.words, self.unknown = model, words, unknown
+        lengths = enc.mask.sum(1).tolist()
+        self.scorers = [CTCPrefixScorer(enc.ctc_log_probs[i], model.units.blank, length=int(n))
+                        for i, n in enumerate(lengths)]
+        self._classes: dict[int, list[int] | None] = {}
+        self._states: dict[tuple[int, tuple[int, ...]], tuple] = {}  # -> (state, log psi)
+
+    def classes(self, w: int) -> list[int] | None:
+        if w not in self._classes:
+            ids = self.model.text_ids(" " + self.words[w])
+            self._classes[w] = self.model.units.classes(ids) or None
+        return self._classes[w]
+
+    def state(self, i: int, words: tuple[int, ...]):
+        """The prefix state and ``log psi`` of the writable words of ``words`` (unknown words skipped)."""
+        key = (i, words)
+        if key not in self._states:
+            if not words:
+                self._states[key] = (self.scorers[i].initial_state(), 0.0)
+            else:
+                state, psi = self.state(i, words[:-1])
+                for c in self.classes(words[-1]) or []:
+                    scores, nxt = self.scorers[i].score(state, torch.tensor([c]))
+                    state, psi = nxt.take([0]), float(scores[0, 0])
+                self._states[key] = (state, psi)
+        return self._states[key]
+
+    def __call__(self, requests: list[tuple[int, tuple[int, ...], int | None]]) -> list[float]:
+        out = []
+        for i, ws, w in requests:
+            state, psi = self.state(i, ws)
+            if w is None:
+                out.append(float(self.scorers[i].end_scores(state)[0]) - psi)
+            elif self.classes(w) is None:
+                out.append(self.unknown)
+            else:
+                out.append(self.state(i, ws + (w,))[1] - psi)
+        return out
+
+
+def model_lexicon(model) -> Lexicon:
+    """The model's pronunciation lexicon (its ``lexicon_words``), built once."""
+    words = getattr(model, "lexicon_words", None)
+    if not words:
+        raise ConfigError("decoding.strategy=lexicon needs a model with encoder.phoneme_head and lexicon words "
+                          "(saved by training)")
+    cached = getattr(model, "_lexicon", None)
+    if cached is None or cached.words != list(dict.fromkeys(words)):
+        cached = Lexicon(words)
+        model._lexicon = cached
+    return cached
+
+
+def _lexicon_lookahead(model, lexicon: Lexicon) -> list[float]:
+    """Per trie node, the best log-prob of a word's first token after the prompt alone (the look-ahead)."""
+    cached = getattr(model, "_lexicon_lookahead", None)
+    if cached is not None and cached[0] is lexicon:
+        return cached[1]
+    prompt = model.lm_inputs(None, None, targets=None, batch_size=1)
+    row = BatchPrefixLM(model.decoder, [prompt.inputs_embeds], model.embed)([(0, [])])[0]
+    first = [float(row[ids[0]]) if (ids := model.text_ids(" " + w)) else 0.0 for w in lexicon.words]
+    model._lexicon_lookahead = (lexicon, lexicon.lookahead(first))
+    return model._lexicon_lookahead[1]
+
+
+def _lexicon_score(model, batch, enc, cands, decoding):
+    """``log P_CTC(phonemes of the words) + lm_weight log P_LM + ctc_weight log P_CTC(words) + length_bonus
+    n_words``: what the lexicon search ranks by, with each word's first pronunciation (a word the word CTC
+    head cannot write costs ``WordCTC.unknown`` instead of its CTC term)."""
+    words = [model.tokenizer.decode(c, skip_special_tokens=True).split() for c in cands]
+    score = torch.stack([ctc_sequence_log_prob(lp, [phoneme_ids(ws) for ws in words], lp.shape[-1] - 1, int(n))
+                         for lp, n in zip(enc.phoneme_log_probs, enc.phoneme_lengths())])
+    if decoding.lm_weight:
+        score = score + decoding.lm_weight * model.lm_scores(batch, enc, cands)
+    if decoding.ctc_weight:
+        vocab = sorted({w for ws in words for w in ws})
+        index = {w: k for k, w in enumerate(vocab)}
+        word_ctc = WordCTC(model, enc, vocab)
+        score = score + decoding.ctc_weight * torch.tensor(
+            [[sum(word_ctc([(i, tuple(index[w] for w in ws[:k]), index[ws[k]]) for k in range(len(ws))]))
+              + word_ctc([(i, tuple(index[w] for w in ws), None)])[0] for ws in words] for i in range(len(batch))])
+    return score + decoding.length_bonus * torch.tensor([len(ws) for ws in words], dtype=torch.float32)
+
+
+def _lexicon_decode(model, batch, enc, decoding) -> list[list[int]]:
+    """Phoneme CTC + pronunciation lexicon + the MEG-conditioned LLM's word scores (lexicon.py)."""
+    if enc.phoneme_log_probs is None:
+        raise ConfigError("decoding.strategy=lexicon needs encoder.phoneme_head: true")
+    lexicon = model_lexicon(model)
+    word_lm = WordLM(model, _contexts(model, batch, enc), lexicon.words) if decoding.lm_weight else None
+    lookahead = _lexicon_lookahead(model, lexicon) if decoding.lm_weight else None
+    word_ctc = WordCTC(model, enc, lexicon.words) if decoding.ctc_weight else None
+    found = lexicon_beam_search_batch(list(enc.phoneme_log_probs), lexicon, word_lm, beam=decoding.num_beams,
+                                      lm_weight=decoding.lm_weight, word_bonus=decoding.length_bonus,
+                                      lengths=enc.phoneme_lengths(), lookahead=lookahead, word_ctc_fn=word_ctc,
+                                      word_ctc_weight=decoding.ctc_weight)
+    return [model.text_ids(" ".join(lexicon.words[w] for w in words)) for words in found]
+
+
+register(Strategy("lexicon", "phoneme CTC spelled into words of the pronunciation lexicon, with the MEG-conditioned "
+                             "LLM's word scores (decoding.lm_weight) and the word CTC head's prefix score "
+                             "(decoding.ctc_weight) fused in; decoding.length_bonus per word",
+                  _lexicon_decode, _lexicon_score,
+                  lambda d: f"log P_CTC(phonemes) + {d.lm_weight:g} log P_LM + {d.ctc_weight:g} log P_CTC(words) + "
+                            f"{d.length_bonus:g} n_words (the lexicon score, each word's first pronunciation); none "
+                            "without MEG", needs_meg=True))

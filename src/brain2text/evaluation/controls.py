@@ -34,7 +34,7 @@ def blind(batch: MEGBatch) -> MEGBatch:
     """The batch without any target information (texts, words, word onsets, their token ids): what
     generation sees."""
     return replace(batch, texts=[], words=[], word_onsets=[], target_ids=[], ctc_targets=None, ctc_target_lengths=None,
-                   word_ids=[])
+                   word_ids=[], phoneme_ids=[])
 
 
 def _per_example(batch: MEGBatch, seeds: Sequence[int], make, name: str) -> MEGBatch:

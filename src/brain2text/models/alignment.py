@@ -3,6 +3,10 @@
 - :func:`ctc_loss`: CTC from encoder tokens to the text in the decoder tokenizer's units (the CTC head's
   classes are the tokenizer ids plus a blank at ``len(tokenizer)``, see :mod:`brain2text.decoding.ctc`);
   the data layer tokenises the texts for it (:func:`brain2text.data.batch.tokenize_batch`).
+- :func:`phoneme_frame_labels` / :func:`frame_loss`: each word's phonemes spread evenly from its onset to
+  the next word's, as frame-wise targets for the phoneme head. Trained on CTC alone, the phoneme head stayed
+  at all-blank (loss at the unigram level after 400 demo steps, at 25 and 50 tokens/s); with this loss
+  beside CTC its greedy phoneme error rate on validation was 0.58 after 400 steps and 0.50 after 800.
 - :func:`word_contrastive_loss`: CLIP-style symmetric InfoNCE (Radford et al. 2021) between the MEG
   around each word onset (:func:`gather_word_windows`) and the word's text embedding, with repeated
   words as shared positives (:func:`word_labels`).
@@ -44,6 +48,36 @@ def ctc_loss(log_probs: Tensor, input_mask: Tensor, targets: Tensor, target_leng
         reduction="mean",
         zero_infinity=True,
     )
+
+
+IGNORE = -100
+
+
+def phoneme_frame_labels(phoneme_ids: list[list[list[int]]], word_onsets: list[list[float]], rate: float,
+                         lengths: Tensor, last_word: float = 0.35) -> Tensor:
+    """``(B, T)`` long frame labels at ``rate`` frames/s: word ``j``'s phonemes share the time from its onset to
+    word ``j + 1``'s (``last_word`` seconds for the last word) in equal parts; other frames ``IGNORE``."""
+    out = torch.full((len(phoneme_ids), int(lengths.max()) if len(lengths) else 0), IGNORE, dtype=torch.long)
+    for b, (words, onsets) in enumerate(zip(phoneme_ids, word_onsets)):
+        n = int(lengths[b])
+        for j, (phones, onset) in enumerate(zip(words, onsets)):
+            end = onsets[j + 1] if j + 1 < len(onsets) else onset + last_word
+            step = (end - onset) / max(1, len(phones))
+            for q, p in enumerate(phones):
+                a = max(0, int((onset + q * step) * rate))
+                z = min(n, max(int((onset + (q + 1) * step) * rate), a + 1))
+                out[b, a:z] = p
+    return out
+
+
+def frame_loss(log_probs: Tensor, labels: Tensor) -> Tensor:
+    """Mean negative log-likelihood of ``labels`` (``(B, T)``, ``IGNORE`` skipped) under ``log_probs`` ``(B, T, V)``;
+    0 (with a gradient path) when no frame is labelled."""
+    if not bool((labels != IGNORE).any()):
+        return log_probs.sum() * 0.0
+    labels = labels.to(log_probs.device)
+    return F.nll_loss(log_probs[:, : labels.shape[1]].reshape(-1, log_probs.shape[-1]), labels.reshape(-1),
+                      ignore_index=IGNORE)
 
 
 def word_contrastive_loss(

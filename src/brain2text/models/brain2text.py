@@ -19,12 +19,12 @@ from torch import nn
 
 from ..config import Config, DecodingConfig
 from ..constants import MEG_END_TOKEN, MEG_START_TOKEN
-from ..data.batch import MEGBatch
+from ..data.batch import MEGBatch, pad_token_ids
 from ..decoding.scorers import ctc_sequence_log_prob, lm_sequence_log_prob
 from ..decoding.strategies import get_strategy
 from ..errors import ConfigError, ModelError
 from ..registry import LOSS_NAMES, MODEL_LOSSES, PARTS, TRAINABLE_NAMES
-from .alignment import ctc_loss, gather_word_windows, word_contrastive_loss, word_labels
+from . import alignment as align
 from .meg_side import EncodedMEG, meg_modules
 from .splice import SplicedInputs, splice_meg
 from .units import CTCUnits
@@ -47,6 +47,7 @@ class Brain2Text(nn.Module):
         self.decoder_base = cfg.decoder.model_name_or_path
         self.decoder_trained = False
         self.preprocessing: dict = {}
+        self.lexicon_words: list[str] | None = None  # the lexicon decoder's words (the training text's)
 
     # ------------------------------------------------------------------------ trainable parts
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -86,11 +87,14 @@ class Brain2Text(nn.Module):
         """MEG -> encoder tokens, quantized vectors, codes and CTC log-probs (see :class:`EncodedMEG`)."""
         enc = self.encoder(batch.meg, batch.meg_mask, batch.subject_index, batch.sensor_positions, batch.channel_mask)
         ctc = torch.log_softmax(self.ctc_head(enc.tokens).float(), dim=-1)
+        head = getattr(self, "phoneme_head", None)
+        phonemes = dict(phoneme_log_probs=torch.log_softmax(head(enc.fine).float(), dim=-1),
+                        phoneme_mask=enc.fine_mask) if head is not None else {}
         if not self.cfg.rvq.enabled:
-            return EncodedMEG(enc.tokens, enc.mask, self.rvq.project(enc.tokens), None, ctc)
+            return EncodedMEG(enc.tokens, enc.mask, self.rvq.project(enc.tokens), None, ctc, **phonemes)
         r = self.rvq(enc.tokens, enc.mask, entropy=entropy)
         return EncodedMEG(enc.tokens, enc.mask, r.quantized, r.codes, ctc, r.commit_loss, r.entropy_loss,
-                          r.perplexity, r.usage)
+                          r.perplexity, r.usage, **phonemes)
 
     def forward(self, batch: MEGBatch, losses: dict[str, float]) -> dict[str, torch.Tensor]:
         """The named model losses whose weight in ``losses`` is > 0 (others, e.g. distillation's, are skipped)."""
@@ -115,6 +119,8 @@ class Brain2Text(nn.Module):
                 out["ctc"] = self._ctc_loss(enc, batch)
             if "word" in want:
                 out["word"] = self._word_loss(enc, batch)
+            if want & {"phoneme", "phoneme_frame"}:
+                out.update(self._phoneme_losses(enc, batch, want))
             if "lm" in want:
                 spliced = self.lm_inputs(batch, enc, targets=self._lm_targets(batch), word_dropout=self.training)
                 out["lm"] = self.run_lm(spliced, labels=spliced.labels).loss
@@ -131,22 +137,38 @@ class Brain2Text(nn.Module):
         dev = enc.mask.device
         targets, lengths = self.units.target_classes(self._tokens(batch, "ctc_targets").to(dev),
                                                      batch.ctc_target_lengths.to(dev))
-        return ctc_loss(enc.ctc_log_probs, enc.mask, targets, lengths, self.units.blank)
+        return align.ctc_loss(enc.ctc_log_probs, enc.mask, targets, lengths, self.units.blank)
+
+    def _phoneme_losses(self, enc: EncodedMEG, batch: MEGBatch, want: set[str]) -> dict[str, torch.Tensor]:
+        if enc.phoneme_log_probs is None:
+            raise ConfigError("the 'phoneme' losses need encoder.phoneme_head: true")
+        phones, lengths = enc.phoneme_log_probs, enc.phoneme_mask.sum(1)
+        out = {}
+        if "phoneme" in want:
+            targets, n = pad_token_ids([[p for w in ws for p in w] for ws in self._tokens(batch, "phoneme_ids")])
+            out["phoneme"] = align.ctc_loss(phones, enc.phoneme_mask, targets.to(phones.device), n.to(phones.device),
+                                      phones.shape[-1] - 1)
+        if "phoneme_frame" in want:
+            rate = batch.sfreq / self.cfg.encoder.fine_stride
+            labels = align.phoneme_frame_labels(self._tokens(batch, "phoneme_ids"), batch.word_onsets, rate,
+                                                lengths.cpu())
+            out["phoneme_frame"] = align.frame_loss(phones, labels)
+        return out
 
     def _word_loss(self, enc: EncodedMEG, batch: MEGBatch) -> torch.Tensor:
         """Contrastive loss between MEG pooled after each word onset and the word's (frozen) LM embedding."""
         word_ids = self._tokens(batch, "word_ids")
         rate = self.encoder.output_rate(batch.sfreq)
-        emb, index = gather_word_windows(enc.tokens, rate, batch.word_onsets, (0.0, self.cfg.encoder.word_window),
+        emb, index = align.gather_word_windows(enc.tokens, rate, batch.word_onsets, (0.0, self.cfg.encoder.word_window),
                                          enc.mask)
         if emb.shape[0] < 2:
             return enc.tokens.sum() * 0.0
         table = self.decoder.get_input_embeddings()
         text = [table(torch.tensor(word_ids[b][w] or [self.eos_id], device=emb.device)).float().mean(0).detach()
                 for b, w in index.tolist()]
-        labels = word_labels(batch.words, index)
-        return word_contrastive_loss(self.word_head(emb).float(), torch.stack(text), self.cfg.encoder.word_temperature,
-                                     labels)
+        labels = align.word_labels(batch.words, index)
+        return align.word_contrastive_loss(self.word_head(emb).float(), torch.stack(text),
+                                           self.cfg.encoder.word_temperature, labels)
 
     # ------------------------------------------------------------------------ decoder side
     def text_ids(self, text: str) -> list[int]:

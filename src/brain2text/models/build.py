@@ -22,7 +22,8 @@ def build_model(cfg: Config, tokenizer=None, adapter_dir=None, units: CTCUnits |
     apply LoRA (fresh, or from ``adapter_dir``), and build the MEG side around it.
 
     The CTC head's classes: ``units`` (a saved model's), else ``decoder.ctc_units``: every tokenizer id,
-    or (``training_text``) the ids of ``unit_texts``, the training split's sentences."""
+    or (``training_text``) the ids of ``unit_texts``, the training split's sentences. With
+    ``encoder.phoneme_head`` the words of ``unit_texts`` become the lexicon decoder's (``lexicon_words``)."""
     path = cfg.decoder.model_name_or_path
     check_decoder_path(path)
     if tokenizer is None:
@@ -31,8 +32,15 @@ def build_model(cfg: Config, tokenizer=None, adapter_dir=None, units: CTCUnits |
     units = units if units is not None else _units(cfg, tokenizer, unit_texts)
     decoder = build_decoder(cfg.decoder, len(tokenizer), adapter_dir=adapter_dir)
     model = Brain2Text(cfg, decoder, tokenizer, units=units)
+    if cfg.encoder.phoneme_head and unit_texts:
+        model.lexicon_words = lexicon_words(unit_texts)
     model.decoder_base = str(Path(path).resolve()) if Path(path).exists() else path
     return model
+
+
+def lexicon_words(texts: list[str]) -> list[str]:
+    """The distinct words of ``texts`` (the training sentences), sorted: the lexicon decoder's vocabulary."""
+    return sorted({w for text in texts for w in text.split()})
 
 
 def _units(cfg: Config, tokenizer, texts: list[str] | None) -> CTCUnits:

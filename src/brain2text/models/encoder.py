@@ -29,6 +29,8 @@ from .spatial import SpatialAttention, SpatialDecoder, SubjectLayer
 class EncoderTokens:
     tokens: torch.Tensor  # (B, T', d_model), zeros where padded
     mask: torch.Tensor  # (B, T') bool, True on real tokens
+    fine: torch.Tensor | None = None  # (B, T1, d_model): the first stage's output, before any token merge
+    fine_mask: torch.Tensor | None = None  # (B, T1) bool
 
 
 def conv_lengths(lengths: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
@@ -165,6 +167,7 @@ class MEGEncoder(nn.Module):
         lengths = conv_lengths(lengths, k, self.cfg.stem_stride, k // 2)
         x = F.gelu(self.stem2(x)).transpose(1, 2)  # (B, T', D)
         x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        fine = fine_mask = None
         for i, stage in enumerate(self.stages):
             if i > 0:
                 x, lengths = self.merges[i - 1](x, lengths)
@@ -173,7 +176,9 @@ class MEGEncoder(nn.Module):
             for layer in stage:
                 x = layer(x, mask, local)
             x = x * mask[..., None].to(x.dtype)
-        return EncoderTokens(self.norm(x) * mask[..., None].to(x.dtype), mask)
+            if i == 0:
+                fine, fine_mask = x, mask
+        return EncoderTokens(self.norm(x) * mask[..., None].to(x.dtype), mask, fine, fine_mask)
 
     def _local_mask(self, mask: torch.Tensor, stage: int) -> torch.Tensor | None:
         """(B, 1, T, T) keys within ``attention_window`` (scaled to ``stage``) and not padded; None = global."""

@@ -68,7 +68,7 @@ def parameter_counts(model, cfg: Config) -> dict[str, int]:
     return {"encoder": groups["encoder"] + groups["subject"], "subject": groups["subject"], "rvq": rvq,
             "rvq_codebook_entries": codebooks, "projector": groups["projector"], "decoder": groups["decoder"],
             "lora": groups["lora"], "ctc_head": groups["ctc_head"], "word_head": groups["word_head"],
-            "total": sum(groups.values()) + (codebooks if cfg.rvq.ema else 0)}
+            "phoneme_head": groups["phoneme_head"], "total": sum(groups.values()) + (codebooks if cfg.rvq.ema else 0)}
 
 
 def _layer_act(s: float, b: int, h: int, a: int, checkpointing: bool) -> float:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..data.pronunciation import PHONEMES
 from .encoder import MEGEncoder
 from .projector import build_projector
 from .rvq import ResidualVQ
@@ -27,6 +28,8 @@ class EncodedMEG:
     entropy_loss: torch.Tensor | None = None  # scalar
     perplexity: torch.Tensor | None = None  # (n_q,) per RVQ level, this batch
     usage: torch.Tensor | None = None  # (n_q,) share of codes used, this batch
+    phoneme_log_probs: torch.Tensor | None = None  # (B, T1, 40) float32 at the first stage's rate, blank last
+    phoneme_mask: torch.Tensor | None = None  # (B, T1) bool
 
     def example(self, b: int) -> "EncodedMEG":
         """Example ``b`` alone (tokens, mask and quantized; what the LM side needs)."""
@@ -36,12 +39,20 @@ class EncodedMEG:
         """Example ``b`` alone with its mask and CTC log-probs (what a CTC score needs)."""
         return EncodedMEG(self.tokens[b:b + 1], self.mask[b:b + 1], None, None, self.ctc_log_probs[b:b + 1])
 
+    def phoneme_lengths(self) -> list[int]:
+        """Each example's number of phoneme frames."""
+        return self.phoneme_mask.sum(1).tolist()
+
 
 def meg_modules(cfg: Config, n_classes: int, hidden: int) -> dict[str, nn.Module]:
     """The MEG side of the model around a decoder of width ``hidden`` with ``n_classes`` CTC classes (the units
     + blank), by attribute name; also built on the meta device to check a saved model's tensors before loading
     (``models/validation``)."""
-    return {"encoder": MEGEncoder(cfg.encoder), "rvq": ResidualVQ(cfg.rvq, input_dim=cfg.encoder.d_model),
-            "projector": build_projector(cfg.projector, cfg.rvq.dim, hidden),
-            "ctc_head": nn.Linear(cfg.encoder.d_model, n_classes),  # CTC units + blank (last)
-            "word_head": nn.Linear(cfg.encoder.d_model, hidden)}
+    modules = {"encoder": MEGEncoder(cfg.encoder), "rvq": ResidualVQ(cfg.rvq, input_dim=cfg.encoder.d_model),
+               "projector": build_projector(cfg.projector, cfg.rvq.dim, hidden),
+               "ctc_head": nn.Linear(cfg.encoder.d_model, n_classes),  # CTC units + blank (last)
+               "word_head": nn.Linear(cfg.encoder.d_model, hidden)}
+    if cfg.encoder.phoneme_head:  # phonemes + blank (last)
+        modules["phoneme_head"] = nn.Sequential(nn.LayerNorm(cfg.encoder.d_model),
+                                                nn.Linear(cfg.encoder.d_model, len(PHONEMES) + 1))
+    return modules

@@ -56,6 +56,7 @@ class _Facts:
     run: dict | None
     counts: dict[str, int] | None
     model_path: str
+    lexicon_words: list | None = None
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -94,12 +95,14 @@ def _gather(source, directory: Path | None, training_info: dict | None, model_pa
         cfg, base = _directory_config(directory)
         preprocessing = _json(directory / PREPROCESSING_FILE) or {}
         counts = _counts_on_meta(cfg, base, directory)
+        lexicon = (_json(directory / MODEL_CONFIG_FILE) or {}).get("lexicon_words")
     else:
         cfg = source.cfg
         base = str(getattr(source, "decoder_base", "") or cfg.decoder.model_name_or_path)
         saved = _json(directory / PREPROCESSING_FILE) if directory is not None else None
         preprocessing = saved if saved is not None else dict(getattr(source, "preprocessing", None) or {})
         counts = parameter_counts(source, cfg)
+        lexicon = getattr(source, "lexicon_words", None)
     if training_info is None and directory is not None:
         training_info = _json(directory / TRAINING_INFO_FILE)
     run = _json(directory.parent / RUN_FILE) if directory is not None else None
@@ -107,7 +110,8 @@ def _gather(source, directory: Path | None, training_info: dict | None, model_pa
         run = None  # someone else's run.json beside the directory
     shown = str(model_path) if model_path is not None else (str(directory) if directory is not None else "MODEL_DIR")
     name = "/".join(Path(shown).parts[-2:]) if model_path is not None or directory is not None else "in memory"
-    return _Facts(name, cfg, base, preprocessing, training_info, run, counts, shown)
+    return _Facts(name, cfg, base, preprocessing, training_info, run, counts, shown,
+                  lexicon if isinstance(lexicon, list) else None)
 
 
 # ------------------------------------------------------------------------------------ decoder base
@@ -193,7 +197,8 @@ def _architecture(facts: _Facts, directory: Path | None) -> list[str]:
     e, r, d = cfg.encoder, cfg.rvq, cfg.decoder
     counts = None if c is None else {
         "subject": c["subject"], "encoder": c["encoder"] - c["subject"], "rvq": c["rvq"], "projector": c["projector"],
-        "lora": c["lora"], "ctc_head": c["ctc_head"], "word_head": c["word_head"], "decoder": c["decoder"]}
+        "lora": c["lora"], "ctc_head": c["ctc_head"], "word_head": c["word_head"], "decoder": c["decoder"],
+        "phoneme_head": c.get("phoneme_head")}
     attention = f"local attention (+-{e.attention_window} tokens)" if e.attention_window else "global attention"
     inputs = (f"spatial attention over sensor positions ({e.n_spatial} outputs): any montage" if e.spatial_attention
               else f"{e.n_chans} channels in a fixed order")
@@ -209,6 +214,8 @@ def _architecture(facts: _Facts, directory: Path | None) -> list[str]:
         "lora": f"r={d.lora_r}, alpha={d.lora_alpha} on {', '.join(d.lora_target_modules)}",
         "ctc_head": "linear",
         "word_head": f"{e.word_window:g} s of encoder tokens after each word onset, pooled",
+        "phoneme_head": (f"39 ARPAbet phonemes + blank at {e.fine_stride}x downsampling; a lexicon of "
+                         f"{len(facts.lexicon_words or [])} words" if e.phoneme_head else "off"),
         "decoder": f"`{facts.decoder_base}`: {base_what}; frozen unless a phase trains `decoder`",
     }
     rows = ["| part | what | this model | parameters |", "| --- | --- | --- | ---: |"]

@@ -42,9 +42,10 @@ def save_model(model, path: str | os.PathLike, preprocessing: dict | None = None
     """Write ``model`` to the directory ``path`` atomically; ``preprocessing`` defaults to the model's record."""
     preprocessing = model.preprocessing if preprocessing is None else preprocessing
     state = {f"{part}.{k}": v.detach().cpu().contiguous() for part in WEIGHTS_MODULES
-             for k, v in getattr(model, part).state_dict().items()}
+             if getattr(model, part, None) is not None for k, v in getattr(model, part).state_dict().items()}
     meta = {"format": "brain2text", "version": FORMAT_VERSION, "config": model.cfg.to_dict(),
-            "decoder_base": model.decoder_base, "n_tokens": len(model.tokenizer), "ctc_units": model.units.to_json()}
+            "decoder_base": model.decoder_base, "n_tokens": len(model.tokenizer), "ctc_units": model.units.to_json(),
+            "lexicon_words": model.lexicon_words}
     try:
         json.dumps(preprocessing, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -75,11 +76,14 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot rebuild the model ({' '.join(str(exc).split())[:200]})", path) from None
     for part in WEIGHTS_MODULES:  # keys, shapes and dtypes were checked against the config
+        if getattr(model, part, None) is None:  # an optional head this config leaves out
+            continue
         getattr(model, part).load_state_dict({k.removeprefix(f"{part}."): v for k, v in report.state.items()
                                               if k.startswith(f"{part}.")})
     if report.decoder_weights is not None:
         model.decoder.load_state_dict(read_safetensors(report.decoder_weights), strict=False)
         model.decoder_trained = True
     model.preprocessing = report.preprocessing
+    model.lexicon_words = report.lexicon_words
     model.decoder_base = report.decoder_base
     return model.to(device).eval()

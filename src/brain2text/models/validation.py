@@ -74,6 +74,7 @@ class ModelDirReport:
     state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # brain2text.safetensors
     tokenizer: Any = field(default=None, repr=False)
     units: CTCUnits | None = field(default=None, repr=False)  # the CTC head's classes (brain2text_config.json)
+    lexicon_words: list[str] | None = None  # the lexicon decoder's words (brain2text_config.json)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able description (``brain2text check-model --json``)."""
@@ -182,6 +183,20 @@ def _check_units(root: Path, meta: dict, n_tokens: int) -> CTCUnits:
         return CTCUnits.from_json(value, n_tokens)
     except ModelError as exc:
         raise ModelError(f"'ctc_units': {exc}", root / MODEL_CONFIG_FILE) from None
+
+
+def _check_lexicon(root: Path, meta: dict, cfg: Config) -> list[str] | None:
+    """``lexicon_words``: null, or (with ``encoder.phoneme_head``) a list of distinct single words."""
+    value = meta.get("lexicon_words")
+    if value is None:
+        return None
+    if not cfg.encoder.phoneme_head:
+        raise ModelError("'lexicon_words' is set but encoder.phoneme_head is off", root / MODEL_CONFIG_FILE)
+    if not isinstance(value, list) or not all(isinstance(w, str) and w and not any(c.isspace() for c in w)
+                                              for w in value) or len(set(value)) != len(value):
+        raise ModelError("'lexicon_words' must be a list of distinct words without spaces, or null",
+                         root / MODEL_CONFIG_FILE)
+    return value
 
 
 # ------------------------------------------------------------------------------------- tensors
@@ -382,4 +397,4 @@ def validate_model_dir(path: str | os.PathLike, require_base: bool = True) -> Mo
     info = read_json(root / TRAINING_INFO_FILE) if (root / TRAINING_INFO_FILE).exists() else None
     return ModelDirReport(root, meta.get("version", FORMAT_VERSION), cfg, base, hf_cfg is not None, len(tokenizer),
                           _param_counts(state, adapter, decoder), adapter, record, info, files, decoder_weights,
-                          state, tokenizer, units)
+                          state, tokenizer, units, _check_lexicon(root, meta, cfg))

