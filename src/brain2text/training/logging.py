@@ -12,8 +12,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-import matplotlib.pyplot as plt
 from torch.utils.tensorboard import SummaryWriter
 
 from ..registry import LOSS_NAMES
@@ -84,7 +82,10 @@ def _save_figure(fig, path: Path) -> None:
 
 def plot_history(output_dir: Path) -> list[Path]:
     """Write ``loss_curves.png`` (one panel per phase) and ``codebook_usage.png``; return their paths."""
+    import matplotlib  # noqa: PLC0415 -- plots come at the end of a run: its start (and a killed run) skips 0.25 s
+
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415 -- as above, after choosing the Agg backend
 
     records = read_history(Path(output_dir) / HISTORY_FILE)
     if not records:
