@@ -102,3 +102,20 @@ def test_function_local_imports_say_why():
                     if isinstance(inner, (ast.Import, ast.ImportFrom)) and "PLC0415 --" not in lines[inner.lineno - 1]:
                         bare.append(f"{module}:{inner.lineno}")
     assert not bare, bare
+
+
+def test_usage_errors_of_the_decoding_commands_come_back_without_torch():
+    """``infer``/``evaluate`` list the strategies in --help and check --strategy against the registry, but a
+    usage error elsewhere on their command line is reported before torch and the decoding stack load."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from brain2text.cli import main; "
+            "rc = main(['infer', '--model_path', 'm', '--input_file', 'x.npy', '--sfreq', 'fast', '--output_file', "
+            "'o.json']); assert rc == 2, rc; "
+            "assert 'torch' not in sys.modules, 'torch was imported'; "
+            "rc = main(['evaluate', '--model_path', 'm', '--output_file', 'o.json', '--strategy', 'nope']); "
+            "assert rc == 2, rc; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+    assert "invalid choice: 'nope'" in proc.stderr and "'lexicon'" in proc.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import decoding_strategies
+from ..config import StrategyNames
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="YAML whose data/decoding/eval sections are used (default: the model's saved config "
                         "and the data settings it was trained with); the architecture always comes from the model")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (default test)")
-    p.add_argument("--strategy", choices=tuple(decoding_strategies()), default=None,
-                   help="decoding strategy (default: decoding.strategy of the config)")
+    p.add_argument("--strategy", choices=StrategyNames(), default=None, metavar="STRATEGY",
+                   help="decoding strategy: %(choices)s (default: decoding.strategy of the config)")
     p.add_argument("--output_file", required=True, help="metrics JSON (the .md table and .png figure go beside it)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", default="auto",

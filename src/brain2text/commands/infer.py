@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import decoding_strategies
+from ..config import StrategyNames
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subject", default=None, help="a subject label the model was trained on (default: the BIDS sub- "
                                                    "entity)")
     p.add_argument("--no_events", action="store_true", help="ignore events.tsv and cut sliding windows")
-    p.add_argument("--strategy", choices=tuple(decoding_strategies()), default=None,
-                   help="decoding strategy (default: the model's decoding.strategy)")
+    p.add_argument("--strategy", choices=StrategyNames(), default=None, metavar="STRATEGY",
+                   help="decoding strategy: %(choices)s (default: the model's decoding.strategy)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", default="auto",
                    help="CPU threads for torch: a number, or 'auto' (default: 1 for models under 50M parameters on "

@@ -21,11 +21,12 @@ from .sections import (
                        EncoderConfig,
                        ProjectorConfig,
                        RVQConfig,
+                       StrategyNames,
                        decoding_strategies,
 )
 from .training import Config, EvalConfig, PhaseConfig, TrainConfig
 
 __all__ = ["Config", "ConfigError", "DataConfig", "DecoderConfig", "DecodingConfig", "EncoderConfig", "EvalConfig",
-           "LOSS_NAMES", "PhaseConfig", "ProjectorConfig", "RVQConfig", "TRAINABLE_NAMES", "TrainConfig",
-           "config_from_dict", "decoding_strategies", "field_help", "load_config", "parse_overrides",
+           "LOSS_NAMES", "PhaseConfig", "ProjectorConfig", "RVQConfig", "StrategyNames", "TRAINABLE_NAMES",
+           "TrainConfig", "config_from_dict", "decoding_strategies", "field_help", "load_config", "parse_overrides",
            "section_from_dict"]
