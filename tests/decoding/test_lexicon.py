@@ -1,8 +1,9 @@
 """The lexicon decoder: phoneme CTC spelled into lexicon words, with LM word scores fused in.
 
-The reference is brute force: every word sequence the lexicon can spell within the frames (optionally followed
-by an unfinished word, which writes nothing), scored with the exact CTC probability of its phonemes (a sum over all alignments, torch's ctc_loss), the LM's word scores
-and the bonus; a wide beam must find its best."""
+The reference is brute force: every word sequence the lexicon can spell within the frames (optionally
+followed by an unfinished word, which writes nothing), scored with the exact CTC probability of its phonemes
+(a sum over all alignments, torch's ctc_loss), the LM's word scores and the bonus; a wide beam must find
+its best."""
 
 from __future__ import annotations
 
