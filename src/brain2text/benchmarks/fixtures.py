@@ -30,10 +30,10 @@ DEMO_LM = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_
                num_key_value_heads=4)
 DEMO_MODEL = {
     "encoder": dict(d_model=128, n_heads=4, stage_layers=[2, 2], stage_downsample=[2], stem_channels=128, stem_stride=2,
-                    n_subjects=4, n_spatial=64, spatial_fourier=8, dropout=0.1, attention_window=4),
+                    n_subjects=4, n_spatial=64, spatial_fourier=8, dropout=0.1, attention_window=4, phoneme_head=True),
     "rvq": dict(n_codebooks=4, codebook_size=256, dim=64, init="kmeans"),
     "decoder": dict(dtype="float32", lora_r=8, lora_alpha=16, max_new_tokens=40),
-    "decoding": dict(strategy="fusion", num_beams=8, lm_weight=0.3, length_bonus=3.0, ctc_weight=0.85),
+    "decoding": dict(strategy="fusion", num_beams=8, lm_weight=0.3, length_bonus=2.0, ctc_weight=0.85),
     "train": dict(batch_size=16, mixed_precision="no"),
 }
 
