@@ -124,3 +124,12 @@ def test_demo_shaped_benchmark_model_is_the_demo_config():
     for section, values in DEMO_MODEL.items():
         for key, value in values.items():
             assert getattr(getattr(demo, section), key) == value, (section, key)
+
+
+def test_b9_times_the_demo_end_to_end_phase():
+    """B9 times one step of configs/demo.yaml's end_to_end phase: the same trainable parts and losses."""
+    from brain2text.benchmarks.lm_training import PHASE
+    from brain2text.config import load_config
+
+    demo = next(p for p in load_config(REPO / "configs" / "demo.yaml").train.multi_phase if p.name == "end_to_end")
+    assert sorted(PHASE.trainable) == sorted(demo.trainable) and PHASE.losses == demo.losses

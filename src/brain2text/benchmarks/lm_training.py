@@ -1,11 +1,11 @@
 """B9: a phase-3 (end-to-end) training step with the pretrained SmolLM2-135M decoder, at the demo's shapes.
 
-The model is configs/demo.yaml's (encoder 2 x 2 x 128 at 50 Hz -> 12.5 MEG tokens/s, RVQ 4 x 256 x 64,
-projector) around SmolLM2-135M (``brain2text prepare-lm``: 30 layers, hidden 576) with LoRA r=8 on q/v and
+The model is configs/demo.yaml's (encoder 2 x 2 x 128 at 50 Hz -> 12.5 MEG tokens/s, phoneme head, RVQ
+4 x 256 x 64, projector) around SmolLM2-135M (``brain2text prepare-lm``: 30 layers, hidden 576) with LoRA r=8 on q/v and
 CTC units from the story text; the batch is the demo's: 16 windows of 4 s (50 MEG tokens after the
 encoder) with a 12-word sentence each. One step = the losses of the demo's end_to_end phase (lm, ctc,
-word, commit) forward and backward, and an AdamW step on the trainable parts. FLOPs are counted once
-(``FlopCounterMode``: matmuls, attention, convolutions, forward and backward); the step is timed
+word, commit, phoneme, phoneme_frame) forward and backward, and an AdamW step on the trainable parts.
+FLOPs are counted once (``FlopCounterMode``: matmuls, attention, convolutions, forward and backward); the step is timed
 interleaved with a square fp32 ``torch.mm`` (the roofline) so both see the same load. Reported: decoder
 tokens per second, the % of the mm roofline, and where the step's CPU time goes (``torch.profiler``).
 """
@@ -28,8 +28,9 @@ from .common import Result, Settings, compare
 from .fixtures import bench_bids, demo_config, demo_lm_dir
 
 PHASE = PhaseConfig(name="end_to_end", steps=1, trainable=["subject", "encoder", "rvq", "projector", "lora", "ctc_head",
-                                                           "word_head"],
-                    losses={"lm": 1.0, "ctc": 1.0, "word": 3.0, "commit": 0.25}, lr=1e-3, warmup_steps=1)
+                                                           "word_head", "phoneme_head"],
+                    losses={"lm": 1.0, "ctc": 1.0, "word": 3.0, "commit": 0.25, "phoneme": 1.0, "phoneme_frame": 1.0},
+                    lr=1e-3, warmup_steps=1)  # configs/demo.yaml's end_to_end phase (a test checks it)
 
 
 def _story_sentences(bids: Path) -> list[str]:
