@@ -93,6 +93,20 @@ def test_merge_reruns_some_rows_and_keeps_the_others(tmp_path):
     assert proc.returncode == 2 and "--quick" in proc.stderr  # quick and full-size rows never mix
 
 
+def test_merge_replaces_every_row_of_a_rerun_id():
+    """B4 and B10 have several rows under one id: a rerun replaces all of them, in place, with all its own."""
+    from brain2text.benchmarks.suite import merge_records
+
+    row = lambda i, m: {"id": i, "measured": m}  # noqa: E731
+    machine = {"load_average_start": [1], "load_average_end": [1]}
+    old = {"results": [row("B4", "old a"), row("B4", "old b"), row("B8", "old"), row("B10", "old")]}
+    new = {"results": [row("B4", "new a"), row("B4", "new b"), row("B10", "new a"), row("B10", "new b"),
+                       row("B11", "new")], "started": "T1", "machine": machine, "versions": {}}
+    merged = merge_records(old, new)["results"]
+    assert [(r["id"], r["measured"]) for r in merged] == [
+        ("B4", "new a"), ("B4", "new b"), ("B8", "old"), ("B10", "new a"), ("B10", "new b"), ("B11", "new")]
+
+
 def test_gpu_script_tiny_runs_on_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     proc = _run(["benchmarks/gpu.py", "--tiny", "--out", str(out)], tmp_path, 300)

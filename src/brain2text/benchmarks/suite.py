@@ -91,10 +91,19 @@ def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> di
 
 
 def merge_records(old: dict, new: dict) -> dict:
-    """``old`` with the rows of ``new`` in place of those with the same id (new ids go last) and a note of
-    the rerun (:func:`run` has checked, before running, that both are --quick or both full size)."""
-    fresh = {r["id"]: r for r in new["results"]}
-    results = [fresh.pop(r["id"], r) for r in old["results"]] + list(fresh.values())
+    """``old`` with the rows of ``new`` in place of those with the same id (an id may have several rows: B4,
+    B10; new ids go last) and a note of the rerun (:func:`run` has checked, before running, that both are
+    --quick or both full size)."""
+    fresh: dict[str, list[dict]] = {}
+    for r in new["results"]:
+        fresh.setdefault(r["id"], []).append(r)
+    results = []
+    for r in old["results"]:
+        if r["id"] not in fresh:
+            results.append(r)
+        elif not any(x["id"] == r["id"] for x in results):  # the first old row of a rerun id: all its new rows
+            results.extend(fresh[r["id"]])
+    results += [r for i, rows in fresh.items() if i not in {x["id"] for x in old["results"]} for r in rows]
     rerun = {"ids": sorted({r["id"] for r in new["results"]}), "started": new["started"],
              "load_average_start": new["machine"]["load_average_start"],
              "load_average_end": new["machine"].get("load_average_end"), "versions": new["versions"]}
