@@ -226,7 +226,8 @@ def weights_digest(model: nn.Module, buffers: bool = False) -> str:
     return h.hexdigest()
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> int:
+    """``OUT_DIR MODE [key=value ...]``: train one stand-in run; 2 on a Brain2TextError (one line)."""
     import os
 
     from brain2text.errors import Brain2TextError
@@ -240,10 +241,33 @@ if __name__ == "__main__":
 
     StandInModel.__init__ = _capture
     try:
-        run_standin(sys.argv[1], sys.argv[2], sys.argv[3:])
+        run_standin(argv[0], argv[1], argv[2:])
     except Brain2TextError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    finally:
+        StandInModel.__init__ = _orig
     if os.environ.get("BRAIN2TEXT_TEST_HASH_DIR"):
         rank = os.environ.get("RANK", "0")
         Path(os.environ["BRAIN2TEXT_TEST_HASH_DIR"], f"rank{rank}.txt").write_text(weights_digest(built[0]))
+    return 0
+
+
+def main_in_child(argv: list[str], env: dict[str, str], log: str) -> None:
+    """:func:`main` as the target of a ``multiprocessing`` forkserver child (tests/training/test_resume.py):
+    ``env`` added to the environment, stdout and stderr into ``log``, the exit status :func:`main`'s."""
+    import os
+
+    os.environ.update(env)
+    torch.set_num_threads(int(env.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -100,13 +100,13 @@ def pad_token_ids(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return targets, lengths
 
 
-def tokenize_batch(batch: MEGBatch, tokenizer) -> MEGBatch:
+def tokenize_batch(batch: MEGBatch, tokenizer, phonemes: bool = True) -> MEGBatch:
     """``batch`` with its texts and words in ``tokenizer``'s ids (``target_ids``, ``ctc_targets`` +
-    ``ctc_target_lengths``, ``word_ids``) and each word's phonemes (``phoneme_ids``, from the pronouncing
-    dictionary): what the model's losses read."""
+    ``ctc_target_lengths``, ``word_ids``) and, with ``phonemes``, each word's phonemes (``phoneme_ids``, from
+    the pronouncing dictionary, whose first use loads it: 1.5 s): what the model's losses read."""
     ids = [_ids(tokenizer, t) for t in batch.texts]
     targets, lengths = pad_token_ids(ids)
     words = [[_ids(tokenizer, w) for w in ws] for ws in batch.words]
-    phonemes = [[phoneme_ids([w]) for w in ws] for ws in batch.words]
+    phonemes = [[phoneme_ids([w]) for w in ws] for ws in batch.words] if phonemes else []
     return replace(batch, target_ids=ids, ctc_targets=targets, ctc_target_lengths=lengths, word_ids=words,
                    phoneme_ids=phonemes)

@@ -28,11 +28,12 @@ class TrainingData:
     source: str = "<data>"
     tokenizer: Any = None  # the model's: batches then carry their token ids (set once the model is built)
     train_texts: list[str] | None = None  # the training split's sentences (decoder.ctc_units: training_text)
+    phonemes: bool = True  # batches carry each word's phonemes (only a model with a phoneme head reads them)
 
     def batch(self, items: list[Any]) -> MEGBatch:
         """Collate ``items`` and, with a tokenizer, add their token ids (the losses read them)."""
         batch = self.collate(items)
-        return batch if self.tokenizer is None else tokenize_batch(batch, self.tokenizer)
+        return batch if self.tokenizer is None else tokenize_batch(batch, self.tokenizer, self.phonemes)
 
 
 def build_training_data(cfg: Config) -> TrainingData:

@@ -77,7 +77,7 @@ class MetricsLogger:
 
 def _save_figure(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110)  # tight_layout has fitted it
 
 
 def plot_history(output_dir: Path) -> list[Path]:

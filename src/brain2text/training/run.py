@@ -79,6 +79,7 @@ def _train(cfg, mode, output_dir, resume, teacher_dir, build_model_fn, build_dat
     seed_everything(cfg.train.seed)  # identical initial weights on every process and every resume
     model = (build_model_fn or partial(build_model, unit_texts=data.train_texts))(cfg)
     data.tokenizer = getattr(model, "tokenizer", None)  # the data layer tokenises the targets for the losses
+    data.phonemes = cfg.encoder.phoneme_head  # and looks words up in the pronouncing dictionary only if they are read
     teacher, matcher = None, None
     if mode == "distill":
         check_same_tokenizer(model.tokenizer, teacher_tok, teacher_dir)
