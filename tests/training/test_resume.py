@@ -1,5 +1,6 @@
 """Faults during training: SIGKILL at seeded points across the phases (and in the middle of writing a
-checkpoint), SIGTERM; every resumed run ends bit-identical to an uninterrupted one (CPU)."""
+checkpoint), SIGTERM; every resumed run ends bit-identical to an uninterrupted one (CPU). Each run is a
+new process, forked from a ``multiprocessing`` forkserver that imported the training stack once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +17,6 @@ import pytest
 
 from brain2text.training.checkpoint import list_checkpoints, load_checkpoint
 
-SCRIPT = Path(__file__).with_name("training_standins.py")
 TOTAL_STEPS = 12  # multi_phase of the stand-in config: 4 + 3 + 5
 
 
@@ -29,10 +28,10 @@ def _forkserver():
     return ctx
 
 
-def _run(out: Path, mode: str = "multi_phase", env: dict | None = None, args: list[str] | None = None):
-    """One stand-in run in a new process, forked from a server that has imported the training stack but run
-    nothing: the SIGKILL is real, and no state of an earlier run is in the child. The result reads like
-    ``subprocess.run``'s (stdout and stderr together in ``stderr``)."""
+def _start(out: Path, mode: str = "multi_phase", env: dict | None = None, args: list[str] | None = None):
+    """Start one stand-in run in a new process, forked from a server that has imported the training stack
+    but run nothing: signals and SIGKILLs are real, and no state of an earlier run is in the child. Its
+    stdout and stderr go to a log beside ``out``."""
     from training_standins import main_in_child
 
     log = out.parent / f"{out.name}.{len(list(out.parent.glob(out.name + '.*.log')))}.log"
@@ -40,13 +39,22 @@ def _run(out: Path, mode: str = "multi_phase", env: dict | None = None, args: li
                                  args=([str(out), mode, *(args or [])], {"OMP_NUM_THREADS": "1", **(env or {})},
                                        str(log)))
     proc.start()
-    proc.join(300)
+    return proc, log
+
+
+def _finished(proc, log: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Wait for ``proc``; the result reads like ``subprocess.run``'s (stdout and stderr together in ``stderr``)."""
+    proc.join(timeout)
     if proc.is_alive():
         proc.kill()
         proc.join()
-        pytest.fail(f"stand-in run in {out} timed out")
+        pytest.fail(f"stand-in run ({log.name}) timed out")
     output = log.read_text(encoding="utf-8") if log.is_file() else f"(the child wrote no {log.name})"
-    return subprocess.CompletedProcess([str(out), mode], proc.exitcode, "", output)
+    return subprocess.CompletedProcess([log.name], proc.exitcode, "", output)
+
+
+def _run(out: Path, mode: str = "multi_phase", env: dict | None = None, args: list[str] | None = None):
+    return _finished(*_start(out, mode, env, args))
 
 
 def _final_bytes(out: Path) -> bytes:
@@ -86,16 +94,15 @@ def test_signal_writes_a_clean_checkpoint_and_exits_nonzero(tmp_path, sig):
     out = tmp_path / "run"
     args = ["train.full=[{name: full, steps: 100000, trainable: [encoder], losses: {mae: 1.0}, lr: 1.0e-3}]",
             "train.save_every=100000", "train.eval_every=100000"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(out), "full", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, log = _start(out, "full", args=args)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "metrics.jsonl").exists():
         time.sleep(0.2)
     time.sleep(1.0)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2 and f"stopped by {sig.name}" in err, err[-2000:]
+    os.kill(proc.pid, sig)
+    res = _finished(proc, log, 120)
+    err = res.stderr
+    assert res.returncode == 2 and f"stopped by {sig.name}" in err, err[-2000:]
     assert "Traceback" not in err
     found = list_checkpoints(out / "checkpoints")
     assert len(found) == 1 and not list((out / "checkpoints").glob(".step-*"))
