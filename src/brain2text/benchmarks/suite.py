@@ -16,12 +16,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..config import load_config
 from ..errors import Brain2TextError
 from ..utils.atomic import atomic_write_json, atomic_write_text
-from .common import Result, Settings, host_mm_gflops, load_average, machine, versions
+
+if TYPE_CHECKING:
+    from .common import Result, Settings
 
 TITLE = {"B1": "RVQ encode", "B2": "RVQ training step", "B3": "RVQ search FLOP/s", "B4": "encoder fwd+bwd roofline",
          "B5": "cache reads + data wait", "B6": "preprocessing speed + RSS", "B7": "batched generation",
@@ -50,6 +52,8 @@ def full_size_memory() -> dict:
 
 
 def run_suite(settings: Settings, only: set[str] | None = None, log=print) -> dict:
+    from .common import Result, host_mm_gflops, load_average, machine, versions  # noqa: PLC0415 -- torch: after the
+    # arguments are checked, so that a usage error (--only B99, a bad --merge) comes back without it
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -195,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         old = json.loads(out.read_text(encoding="utf-8"))
         if bool(old.get("quick")) != bool(args.quick):
             raise Brain2TextError("--merge: cannot mix --quick and full-size results")
+    from .common import Settings  # noqa: PLC0415 -- torch, once the arguments are checked (see run_suite)
+
     settings = Settings(quick=args.quick, workdir=args.workdir, repeats=args.repeats or (2 if args.quick else 5))
     record = run_suite(settings, only or None, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     if old is not None:
