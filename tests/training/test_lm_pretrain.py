@@ -60,26 +60,26 @@ def test_pretrain_roundtrip_and_cache(tmp_path, text_dir):
     assert "up to date" in logs[-1]
 
 
-def test_cli_refuses_to_write_into_a_hub_id(tmp_path):
-    import subprocess
-    import sys
+def test_cli_refuses_to_write_into_a_hub_id(tmp_path, monkeypatch, capsys):
+    from brain2text.cli import main
 
-    proc = subprocess.run([sys.executable, "-m", "brain2text", "pretrain-lm"], capture_output=True, text=True,
-                          cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "hub id" in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    code = main(["pretrain-lm"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "hub id" in err and "Traceback" not in err
     assert not (tmp_path / "meta-llama").exists()
 
 
-def test_cli_takes_the_tokenizer_from_the_config(tmp_path, text_dir):
+def test_cli_takes_the_tokenizer_from_the_config(tmp_path, text_dir, monkeypatch, capsys):
     """`pretrain-lm` trains the tokenizer kind the config names (decoder.pretrain_tokenizer); --tokenizer
     overrides it."""
-    import subprocess
-    import sys
+    from brain2text.cli import main
 
+    monkeypatch.chdir(tmp_path)
     for extra, kind in (([], "word"), (["--tokenizer", "bpe"], "bpe")):
         out = tmp_path / kind
-        proc = subprocess.run([sys.executable, "-m", "brain2text", "pretrain-lm", "--out", str(out), "--steps", "1",
-                               "--text-dir", str(text_dir), "--json", *extra, "decoder.pretrain_tokenizer=word"],
-                              capture_output=True, text=True, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout)["settings"]["tokenizer"] == kind
+        code = main(["pretrain-lm", "--out", str(out), "--steps", "1", "--text-dir", str(text_dir), "--json", *extra,
+                     "decoder.pretrain_tokenizer=word"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert json.loads(captured.out)["settings"]["tokenizer"] == kind
