@@ -73,10 +73,6 @@ def pronunciations(word: str) -> list[tuple[str, ...]]:
     return list(dict.fromkeys(_plain(e) for e in entries))
 
 
-def in_dictionary(word: str) -> bool:
-    return _key(word) in cmu_dictionary()
-
-
 def phoneme_ids(words: list[str]) -> list[int]:
     """The phonemes of ``words`` (:func:`pronounce`, one after the other) as indices into :data:`PHONEMES`."""
     return [PHONEME_INDEX[p] for w in words for p in pronounce(w)]
