@@ -101,13 +101,14 @@ def merge_records(old: dict, new: dict) -> dict:
     fresh: dict[str, list[dict]] = {}
     for r in new["results"]:
         fresh.setdefault(r["id"], []).append(r)
-    results = []
+    results, placed = [], set()
     for r in old["results"]:
         if r["id"] not in fresh:
             results.append(r)
-        elif not any(x["id"] == r["id"] for x in results):  # the first old row of a rerun id: all its new rows
+        elif r["id"] not in placed:  # the first old row of a rerun id brings all its new rows
             results.extend(fresh[r["id"]])
-    results += [r for i, rows in fresh.items() if i not in {x["id"] for x in old["results"]} for r in rows]
+            placed.add(r["id"])
+    results += [r for i, rows in fresh.items() if i not in placed for r in rows]  # ids new to the record
     rerun = {"ids": sorted({r["id"] for r in new["results"]}), "started": new["started"],
              "load_average_start": new["machine"]["load_average_start"],
              "load_average_end": new["machine"].get("load_average_end"), "versions": new["versions"]}
