@@ -7,12 +7,12 @@ import time
 from brain2text.demo import DemoSettings, _fresh, _synth_cached, results_table, strategies_summary
 
 
-def _result(meg_wer, ctl_wer, ci):
+def _result(meg_wer, ctl_wer, ci, strategy="joint", **decoding):
     m = {"wer": meg_wer, "bleu1": 0.5, "bleu4": 0.1, "rougeL_f": 0.4, "bertscore_f1": 0.6, "top1": 0.2}
     c = dict(m, wer=ctl_wer, bleu4=0.0)
     d = {k: {"delta": 0.0, "ci95": [0.01, 0.02]} for k in m}
     d["wer"] = {"delta": meg_wer - ctl_wer, "ci95": ci}
-    return {"n_sentences": 10, "strategy": "joint", "metrics": m,
+    return {"n_sentences": 10, "strategy": strategy, "decoding": {"strategy": strategy, **decoding}, "metrics": m,
             "controls": {"noise": c, "shuffled": c, "no_meg": c},
             "differences": {"noise": d, "shuffled": d, "no_meg": d}}
 
@@ -24,10 +24,43 @@ def test_table_says_when_meg_does_not_beat_a_control():
     assert "does NOT beat the noise control on WER" in bad
 
 
-def test_strategies_summary_keeps_every_strategy():
-    s = strategies_summary({"joint": _result(0.3, 0.9, [-1, -0.5]), "ctc": _result(0.4, 1.0, [-1, -0.5])})
-    assert [r["strategy"] for r in s["strategies"]] == ["joint", "ctc"]
+def test_strategies_summary_keeps_every_strategy_with_its_decoding_settings():
+    s = strategies_summary({"fusion": _result(0.3, 0.9, [-1, -0.5], "fusion", lm_weight=0.3),
+                            "ctc": _result(0.4, 1.0, [-1, -0.5], "ctc"),
+                            "fusion_no_llm": _result(0.4, 1.0, [-1, -0.5], "fusion", lm_weight=0.0)}, split="story")
+    assert [r["name"] for r in s["strategies"]] == ["fusion", "ctc", "fusion_no_llm"]
+    assert [r["strategy"] for r in s["strategies"]] == ["fusion", "ctc", "fusion"]
+    assert [r["decoding"].get("lm_weight") for r in s["strategies"]] == [0.3, None, 0.0]
+    assert s["split"] == "story" and s["default"] == "fusion" and "language_model" not in s
     json.dumps(s)
+
+
+def test_the_search_without_its_llm_is_evaluated_only_for_searches_with_an_lm_weight():
+    from brain2text.demo import Variant, variants
+
+    no_llm = {"lm_weight": 0.0, "length_bonus": 1.0}
+    got = variants("fusion", ["beam", "ctc", "fusion"], no_llm)
+    assert [v.name for v in got] == ["fusion", "beam", "ctc", "fusion_no_llm"]
+    assert got[-1] == Variant("fusion_no_llm", "fusion", (("length_bonus", 1.0), ("lm_weight", 0.0)))
+    assert got[-1].overrides() == ["decoding.length_bonus=1.0", "decoding.lm_weight=0.0"]
+    assert [v.name for v in variants("lexicon", [], no_llm)] == ["lexicon", "lexicon_no_llm"]
+    assert [v.name for v in variants("joint", ["ctc"], no_llm)] == ["joint", "ctc"]  # its LLM weight is ctc_weight
+    assert [v.name for v in variants("fusion", ["ctc"], None)] == ["fusion", "ctc"]
+
+
+def test_memorisation_says_plainly_whether_the_prior_alone_recovers_test_text():
+    from brain2text.evaluation.memorisation import memorisation_line, prior_recites
+
+    r = _result(0.3, 0.9, [-1, -0.5])
+    r["controls"]["no_meg"] = dict(r["controls"]["no_meg"], bleu4=0.004)
+    record = {"perplexity": {"train": {"word_perplexity": 96.2}, "test": {"word_perplexity": 491.9}}}
+    assert prior_recites(r) is False
+    line = memorisation_line("sentence", record, r)
+    assert "train 96.2, test 491.9" in line and "does not recover test text" in line and "0.4%" in line
+    r["controls"]["no_meg"]["bleu4"] = 0.05
+    assert prior_recites(r) is True and "RECOVERS test text" in memorisation_line("story", None, r)
+    del r["controls"]["no_meg"]
+    assert prior_recites(r) is None
 
 
 def test_synth_cache_matches_parameters(tmp_path):
@@ -144,12 +177,29 @@ def test_the_demos_models_carry_cards_with_the_default_strategys_evaluation(tmp_
     s = DemoSettings(config=str(repo_root / "configs" / "tiny.yaml"), out=str(tmp_path / "demo"))
     overrides = [f"data.bids_root={setup.bids_root}", f"data.cache_dir={setup.cache_dir}", "data.val_fraction=0.1",
                  "data.test_fraction=0.5", f"decoder.model_name_or_path={tmp_path / 'lm'}", "eval.n_bootstrap=50",
-                 "eval.n_permutations=50", "eval.bertscore_model=none", "eval.controls=[noise, no_meg]"]
-    results, model, cfg, files = _train_and_evaluate(Stages(4, Path(s.out)), s, "sentence", overrides, ["ctc"])
-    assert list(results) == ["greedy", "ctc"]  # the default first, then the other strategy: ctc was evaluated last
+                 "eval.n_permutations=50", "eval.bertscore_model=none", "eval.controls=[noise, no_meg]",
+                 "decoding.strategy=fusion", "decoding.lm_weight=0.3", "decoding.length_bonus=2"]
+    results, model, cfg, files, versus = _train_and_evaluate(Stages(6, Path(s.out)), s, "sentence", overrides,
+                                                             ["ctc"])
+    # the default first, then the other strategy, then the default without its LLM, evaluated last
+    assert list(results) == list(files) == ["fusion", "ctc", "fusion_no_llm"]
+    assert list(versus) == ["ctc", "fusion_no_llm"]
+    no_llm = results["fusion_no_llm"]["decoding"]
+    assert (no_llm["strategy"], no_llm["lm_weight"], no_llm["length_bonus"]) == ("fusion", 0.0, 1.0)
+    assert results["fusion"]["decoding"]["lm_weight"] == 0.3
+    assert files["fusion_no_llm"].name == "metrics_sentence_fusion_no_llm.json"
+    summary = json.loads((Path(s.out) / "strategies_sentence.json").read_text())
+    assert summary["split"] == "sentence" and summary["default"] == "fusion"
+    rows = {r["name"]: r for r in summary["strategies"]}
+    assert rows["fusion_no_llm"]["decoding"]["lm_weight"] == 0.0 and rows["fusion_no_llm"]["strategy"] == "fusion"
+    assert "default_minus_this" not in rows["fusion"] and rows["ctc"]["default_minus_this"]["wer"]["ci95"]
+    ppl = summary["language_model"]["perplexity"]
+    assert summary["language_model"]["model"] == str(tmp_path / "lm") and ppl["test"]["n_sentences"] > 0
+    assert ppl["train"]["word_perplexity"] > 1 and ppl["test"]["word_perplexity"] > 1
+    assert isinstance(summary["prior_recovers_test_text"], bool)
     card = (model / "README.md").read_text()
     assert yaml.safe_load(card.split("---\n")[1])["library_name"] == "brain2text"
-    assert f"(`{files['greedy']}`)" in card and "strategy `greedy`" in card and "strategy `ctc`" not in card
+    assert f"(`{files['fusion']}`)" in card and "strategy `fusion`" in card and "strategy `ctc`" not in card
     assert "Mode `multi_phase`, 6 optimizer steps" in card and "| no_meg |" in card
     # the demo's scratch LM and its licence
     assert "brain2text pretrain-lm" in card and "MIT, like the brain2text weights: trained here" in card

@@ -89,6 +89,27 @@ def test_generated_tables_match_metrics(tmp_path):
         check_generated_matches(datas[name], out, name)
 
 
+def test_each_splits_strategies_table_names_its_rows_and_split(tmp_path):
+    paths, strategies = {}, {}
+    for i, split in enumerate(("sentence", "story")):
+        paths[split] = tmp_path / f"metrics_{split}.json"
+        paths[split].write_text(json.dumps(fake_metrics(i)))
+        rows = []
+        for name in ("fusion", "ctc", "fusion_no_llm"):
+            data = fake_metrics(i + len(rows) + 10)
+            rows.append({"name": name, "strategy": name.removesuffix("_no_llm"), "metrics": data["metrics"],
+                         "controls": data["controls"]})
+        strategies[split] = tmp_path / f"strategies_{split}.json"
+        strategies[split].write_text(json.dumps({"split": split, "strategies": rows}))
+    write_generated(paths, tmp_path / "generated", strategies)
+    sentence = (tmp_path / "generated" / "strategies.tex").read_text()
+    story = (tmp_path / "generated" / "strategies_story.tex").read_text()
+    assert r"\label{tab:strategies}" in sentence and "held-out sentences" in sentence
+    assert r"\label{tab:strategies_story}" in story and "held-out story" in story
+    wer = json.loads(strategies["story"].read_text())["strategies"][2]["metrics"]["wer"]
+    assert rf"fusion\_no\_llm & {100 * wer:.1f} &" in story
+
+
 def test_verdict_requires_every_interval_to_exclude_zero_and_p_below_005():
     data = fake_metrics()
     for c in CONTROLS:

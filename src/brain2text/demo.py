@@ -7,11 +7,14 @@ Stages (each cached; a second run reuses what is done and says so):
 3. train brain2text in ``multi_phase`` mode (``python train.py``), sentence-hash split;
 4. evaluate held-out sentences with every control (``brain2text evaluate``: noise, surrogate, shuffled,
    no MEG; sentence-clustered bootstrap intervals and permutation p-values), default strategy;
-5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC, joint CTC/LLM beam) the same way;
-   the model's card (``README.md``) then records the default strategy's evaluation;
-6. the held-out-story split: its own decoder pretraining, training and evaluation;
-7. decode one held-out recording with ``python inference.py``;
-8. print the results table.
+5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC, joint CTC/LLM beam) and the
+   default search without its LLM (``lm_weight`` 0) the same way; the model's card (``README.md``) then
+   records the default strategy's evaluation;
+6. the LM's word perplexity on the split's training and test sentences (does it know the test text?);
+7. the held-out-story split: its own decoder pretraining, training, perplexities, and evaluation of the
+   default, encoder-only CTC and the search without its LLM;
+8. decode one held-out recording with ``python inference.py``;
+9. print the results table; each split's strategy comparison is ``strategies_<split>.json``.
 
 Every number printed is measured in this run on SYNTHETIC data; no MEG-MASC result is claimed.
 """
@@ -33,6 +36,7 @@ from .config import load_config
 from .data.cache import build_cache
 from .errors import Brain2TextError
 from .evaluation.bootstrap import verdict
+from .evaluation.memorisation import lm_word_perplexities, memorisation_line, prior_recites
 from .evaluation.report_table import interval_text, p_text, signed_pp, summaries
 from .evaluation.score import score_files
 from .models.model_card import write_model_card
@@ -56,6 +60,10 @@ class DemoSettings:
     seed: int = 0
     story_split: bool = True
     strategies: list[str] = field(default_factory=lambda: ["beam", "ctc", "joint"])
+    story_strategies: list[str] = field(default_factory=lambda: ["ctc"])
+    # the default search without its LLM: `lm_weight` 0 and that search's own best length bonus on the sentence
+    # split's validation examples (0.668 / 0.666 / 0.700 at 0.5 / 1 / 2; README), for fusion and lexicon
+    no_llm: dict = field(default_factory=lambda: {"lm_weight": 0.0, "length_bonus": 1.0})
     overrides: list[str] = field(default_factory=list)
 
 
@@ -106,6 +114,31 @@ def _fresh(product: Path, *inputs: Path) -> bool:
     return all(not p.exists() or p.stat().st_mtime <= t for p in inputs)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One evaluated decoding: ``name`` labels it in tables and file names, ``strategy`` is the registry's
+    strategy, ``decoding`` the settings it overrides in the config's ``decoding`` section."""
+
+    name: str
+    strategy: str
+    decoding: tuple[tuple[str, object], ...] = ()
+
+    def overrides(self) -> list[str]:
+        return [f"decoding.{k}={json.dumps(v)}" for k, v in self.decoding]
+
+
+NO_LLM_STRATEGIES = ("fusion", "lexicon")  # searches whose LLM term is ``lm_weight`` times the LM score
+
+
+def variants(default: str, others: list[str], no_llm: dict | None) -> list[Variant]:
+    """The default strategy first, then the others, then the default without its LLM (``no_llm``'s
+    settings) where the default is a search with an ``lm_weight``."""
+    out = [Variant(default, default), *[Variant(x, x) for x in others if x != default]]
+    if no_llm and default in NO_LLM_STRATEGIES:
+        out.append(Variant(f"{default}_no_llm", default, tuple(sorted(no_llm.items()))))
+    return out
+
+
 def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: list[str], strategies: list[str]):
     out = Path(s.out)
     cfg = load_config(s.config, overrides)
@@ -118,21 +151,35 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
                lambda: _cli(["train", "--config", s.config, "--mode", "multi_phase", "--output_dir", str(run_dir),
                              *overrides]),
                cached=done and _fresh(run_dir / "final_model", Path(lm_dir) / "config.json"))
+    ppl_file = out / f"lm_perplexity_{name}.json"
+    stages.run(f"LM word perplexity on the {name} split's training and test sentences",
+               lambda: atomic_write_json(ppl_file, lm_word_perplexities(cfg)),
+               cached=_fresh(ppl_file, Path(lm_dir) / "config.json") and _json_field(ppl_file, "model") == str(lm_dir))
     results, files = {}, {}
     evaluation = dataclasses.asdict(cfg.eval)
-    for strategy in [cfg.decoding.strategy, *[x for x in strategies if x != cfg.decoding.strategy]]:
-        suffix = "" if strategy == cfg.decoding.strategy else f"_{strategy}"
+    default = cfg.decoding.strategy
+    for v in variants(default, strategies, s.no_llm):
+        suffix = "" if v.name == default else f"_{v.name}"
         metrics = out / f"metrics_{name}{suffix}.json"
-        decoding = dataclasses.asdict(dataclasses.replace(cfg.decoding, strategy=strategy))
-        stages.run(f"evaluation on the held-out {name} split, strategy {strategy}, with controls",
-                   lambda: _cli(["evaluate", "--model_path", str(model), "--strategy", strategy,
-                                 "--output_file", str(metrics), *eval_overrides(cfg.eval), *overrides]),
+        decoding = dataclasses.asdict(dataclasses.replace(cfg.decoding, strategy=v.strategy, **dict(v.decoding)))
+        stages.run(f"evaluation on the held-out {name} split, {_label(v)}, with controls",
+                   lambda: _cli(["evaluate", "--model_path", str(model), "--strategy", v.strategy,
+                                 "--output_file", str(metrics), *eval_overrides(cfg.eval), *overrides,
+                                 *v.overrides()]),
                    cached=_fresh(metrics, model / "brain2text.safetensors")
                    and _json_field(metrics, "decoding") == decoding and _json_field(metrics, "eval") == evaluation)
-        results[strategy] = json.loads(metrics.read_text())
-        files[strategy] = metrics
-    record_default_evaluation(model, results[cfg.decoding.strategy], files[cfg.decoding.strategy])
-    return results, model, cfg, files
+        results[v.name] = json.loads(metrics.read_text())
+        files[v.name] = metrics
+    record_default_evaluation(model, results[default], files[default])
+    versus = compare_with_default(files, default, cfg.eval)
+    summary = strategies_summary(results, versus, split=name, language_model=_read_json(ppl_file))
+    atomic_write_json(out / f"strategies_{name}.json", summary)
+    return results, model, cfg, files, versus
+
+
+def _label(v: Variant) -> str:
+    settings = ", ".join(f"{k} {val:g}" if isinstance(val, float) else f"{k} {val}" for k, val in v.decoding)
+    return f"strategy {v.strategy}" + (f" ({settings})" if settings else "")
 
 
 def record_default_evaluation(model: Path, result: dict, metrics_file: Path) -> Path:
@@ -149,11 +196,17 @@ def eval_overrides(eval_cfg) -> list[str]:
     return [f"eval.{k}={json.dumps(v)}" for k, v in dataclasses.asdict(eval_cfg).items()]
 
 
-def _json_field(path: Path, key: str):
+def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get(key)
-    except (OSError, ValueError, AttributeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def _json_field(path: Path, key: str):
+    data = _read_json(path)
+    return None if data is None else data.get(key)
 
 
 def _same_run(run_dir: Path, cfg) -> bool:
@@ -259,17 +312,25 @@ def versus_line(default: str, strategy: str, diff: dict) -> str:
     return f"  {default} minus {strategy}: {cells}"
 
 
-def strategies_summary(results: dict[str, dict], versus_default: dict[str, dict] | None = None) -> dict:
-    """Every strategy's metrics and controls; ``versus_default[s]``: paired bootstrap differences
-    (default strategy minus ``s``, same sentences) from :func:`compare_with_default`."""
+def strategies_summary(results: dict[str, dict], versus_default: dict[str, dict] | None = None,
+                       split: str | None = None, language_model: dict | None = None) -> dict:
+    """Every evaluated decoding's metrics and controls, each with its ``decoding`` settings (as its metrics
+    file records them); ``versus_default[name]``: paired bootstrap differences (default strategy minus
+    ``name``, same sentences) from :func:`compare_with_default`; ``language_model``: the LM's perplexities
+    (:func:`~brain2text.evaluation.memorisation.lm_word_perplexities`)."""
     rows = []
-    for strategy, r in results.items():
-        row = {"strategy": strategy, "metrics": r["metrics"], "controls": r["controls"],
-               "differences": r["differences"], "n_sentences": r["n_sentences"]}
-        if versus_default and strategy in versus_default:
-            row["default_minus_this"] = versus_default[strategy]
+    for name, r in results.items():
+        row = {"name": name, "strategy": r.get("strategy", name), "decoding": r.get("decoding"),
+               "metrics": r["metrics"], "controls": r["controls"], "differences": r["differences"],
+               "n_sentences": r["n_sentences"]}
+        if versus_default and name in versus_default:
+            row["default_minus_this"] = versus_default[name]
         rows.append(row)
-    return {"strategies": rows}
+    out = {"split": split, "default": rows[0]["name"] if rows else None, "strategies": rows}
+    if language_model is not None:
+        out["language_model"] = language_model
+        out["prior_recovers_test_text"] = prior_recites(results[rows[0]["name"]]) if rows else None
+    return out
 
 
 def compare_with_default(metric_files: dict[str, Path], default: str, eval_cfg) -> dict[str, dict]:
@@ -289,41 +350,47 @@ def run_demo(s: DemoSettings) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(s.config, s.overrides)
     print(BANNER)
-    n = 2 + 3 + (len(s.strategies)) + (3 if s.story_split else 0) + 1
+    with_no_llm = int(bool(s.no_llm) and cfg.decoding.strategy in NO_LLM_STRATEGIES)
+    per_split = 4 + with_no_llm  # pretraining, training, perplexities, default evaluation (+ without its LLM)
+    n = 1 + per_split + len(s.strategies) + ((per_split + len(s.story_strategies)) if s.story_split else 0) + 1
     stages = Stages(n, out)
     root = Path(cfg.data.bids_root)
     stages.run("synthetic MEG-MASC", lambda: _cli(
         ["synth", "--out", str(root), "--subjects", str(s.subjects), "--max-seconds", str(s.max_seconds),
          "--sfreq", str(s.synth_sfreq), "--snr", str(s.snr), "--seed", str(s.seed)]), cached=_synth_cached(root, s))
-    sentence, model, cfg_sentence, files = _train_and_evaluate(stages, s, "sentence", list(s.overrides), s.strategies)
+    sentence, model, cfg_sentence, _, versus = _train_and_evaluate(stages, s, "sentence", list(s.overrides),
+                                                                   s.strategies)
     default = cfg_sentence.decoding.strategy
-    versus = compare_with_default(files, default, cfg_sentence.eval)
-    atomic_write_json(out / "strategies.json", strategies_summary(sentence, versus))
-    story = None
+    splits = {"sentence": (sentence, versus)}
     infer_model, infer_cfg = model, cfg_sentence
     if s.story_split:
         story_over = [*s.overrides, "data.split=story",
                       f"decoder.model_name_or_path={cfg.decoder.model_name_or_path}-story"]
-        story_res, story_model, story_cfg, _ = _train_and_evaluate(stages, s, "story", story_over, [])
-        story = story_res[story_cfg.decoding.strategy]
+        story_res, story_model, story_cfg, _, story_versus = _train_and_evaluate(stages, s, "story", story_over,
+                                                                                 s.story_strategies)
+        splits["story"] = (story_res, story_versus)
         infer_model, infer_cfg = story_model, story_cfg
     inference = _infer_one(stages, s, infer_model, infer_cfg)
     stages.save()
     print("\n" + "=" * 100)
     print(BANNER)
-    print(results_table("Held-out sentences (sentence-hash split)", sentence[default]))
-    if story is not None:
-        print(results_table("Held-out story (story split)", story))
-    print("\nDecoding strategies on held-out sentences (WER % / BLEU-4 %):")
-    for strategy, r in sentence.items():
-        cells = "  ".join(f"{c}: {_pct(m.get('wer'))} / {_pct(m.get('bleu4'))}"
-                          for c, m in [("MEG", r["metrics"]), *r["controls"].items()])
-        print(f"  {strategy:<7} {cells}")
-    for strategy, diff in versus.items():
-        print(versus_line(default, strategy, diff))
-    print(f"\nfiles: {out}/metrics_sentence.json (.md, .png), {out}/strategies.json"
-          + (f", {out}/metrics_story.json" if story is not None else "") + f", {inference}, {out}/timings.json")
-    print(f"models: {model}" + (f", {infer_model}" if story is not None else ""))
+    titles = {"sentence": "Held-out sentences (sentence-hash split)", "story": "Held-out story (story split)"}
+    for name, (res, _) in splits.items():
+        print(results_table(titles[name], res[default]))
+    for name, (res, vs) in splits.items():
+        print(f"\nDecoding strategies on the held-out {name} split (WER % / BLEU-4 %):")
+        for strategy, r in res.items():
+            cells = "  ".join(f"{c}: {_pct(m.get('wer'))} / {_pct(m.get('bleu4'))}"
+                              for c, m in [("MEG", r["metrics"]), *r["controls"].items()])
+            print(f"  {strategy:<15} {cells}")
+        for strategy, diff in vs.items():
+            print(versus_line(default, strategy, diff))
+    print("\nDoes the LM know the test text? (the base LM's word perplexity; the prompt alone, no MEG)")
+    for name, (res, _) in splits.items():
+        print(memorisation_line(name, _read_json(out / f"lm_perplexity_{name}.json"), res[default]))
+    files = [f"{out}/metrics_{name}.json (.md, .png), {out}/strategies_{name}.json" for name in splits]
+    print("\nfiles: " + ", ".join(files) + f", {inference}, {out}/timings.json")
+    print(f"models: {model}" + (f", {infer_model}" if s.story_split else ""))
     total = sum(t["seconds"] for t in stages.timings.values())
     print("stage times (s): " + ", ".join(f"{k}: {v['seconds']}" for k, v in stages.timings.items())
           + f"; total {total:.0f} s")

@@ -155,7 +155,7 @@ def number_macros(name: str, data: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def strategies_table(rows: list[dict]) -> str:
+def strategies_table(rows: list[dict], split: str = "sentence") -> str:
     """Decoding strategies (rows) x inputs (columns: WER and BLEU-4 for MEG and each control any row has)."""
     present = [(c, n) for c, n in CONDITIONS if c == "meg" or any(c in row["controls"] for row in rows)]
     conds = [c for c, _ in present]
@@ -168,10 +168,11 @@ def strategies_table(rows: list[dict]) -> str:
         for c in conds:
             m = row["metrics"] if c == "meg" else row["controls"].get(c, {})
             cells += [_fmt(m.get("wer")), _fmt(m.get("bleu4"))]
-        lines.append(_tex_escape(row["strategy"]) + " & " + " & ".join(cells) + r" \\")
+        lines.append(_tex_escape(row.get("name", row["strategy"])) + " & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", FIT_CLOSE,
-              r"\caption{Decoding strategies on held-out sentences of the synthetic benchmark (WER and BLEU-4 in \%).}",
-              r"\label{tab:strategies}", r"\end{table}", ""]
+              rf"\caption{{Decoding strategies on the {SPLIT_NAMES.get(split, split)} of the synthetic benchmark (WER "
+              r"and BLEU-4 in \%; \texttt{_no\_llm}: the default search with \texttt{lm\_weight} 0).}",
+              r"\label{tab:strategies" + ("" if split == "sentence" else f"_{split}") + "}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
@@ -180,8 +181,13 @@ _METHOD = ("Scores in \\%; middle rows: MEG minus control in percentage points w
            "p-value and verdict (beats / worse: interval excludes 0 and $p < 0.05$; else not established).")
 
 
-def write_generated(evaluations: dict[str, Path], out_dir: Path, strategies: Path | None = None) -> list[Path]:
-    """Write ``results_<name>.tex`` and ``numbers_<name>.tex`` per evaluation, plus ``strategies.tex``."""
+SPLIT_NAMES = {"sentence": "held-out sentences", "story": "held-out story"}
+
+
+def write_generated(evaluations: dict[str, Path], out_dir: Path,
+                    strategies: dict[str, Path] | None = None) -> list[Path]:
+    """Write ``results_<name>.tex`` and ``numbers_<name>.tex`` per evaluation, plus one strategies table per
+    split of ``strategies`` (``strategies.tex`` for the sentence split, ``strategies_<split>.tex`` else)."""
     written = []
     captions = {
         "sentence": "Held-out sentences (sentence-hash split) of the \\emph{synthetic} MEG-MASC benchmark. " + _METHOD,
@@ -197,13 +203,13 @@ def write_generated(evaluations: dict[str, Path], out_dir: Path, strategies: Pat
     p = out_dir / "numbers.tex"
     atomic_write_text(p, "\n".join(macros))
     written.append(p)
-    if strategies is not None:
+    for split, path in (strategies or {}).items():
         try:
-            rows = json.loads(Path(strategies).read_text(encoding="utf-8"))["strategies"]
-        except (OSError, json.JSONDecodeError, KeyError) as exc:
-            raise Brain2TextError(f"cannot read the strategies table ({exc})", strategies) from None
-        p = out_dir / "strategies.tex"
-        atomic_write_text(p, strategies_table(rows))
+            rows = json.loads(Path(path).read_text(encoding="utf-8"))["strategies"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise Brain2TextError(f"cannot read the strategies table ({exc})", path) from None
+        p = out_dir / ("strategies.tex" if split == "sentence" else f"strategies_{split}.tex")
+        atomic_write_text(p, strategies_table(rows, split))
         written.append(p)
     return written
 

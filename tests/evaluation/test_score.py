@@ -7,6 +7,7 @@ import json
 import pytest
 
 from brain2text.cli import main
+from brain2text.errors import Brain2TextError
 from brain2text.evaluation.score import parse_eegtotext, read_file, read_sentences
 
 
@@ -55,6 +56,17 @@ def test_score_reads_infer_and_evaluate_json(tmp_path):
     assert main(["score", "--references", str(e), "--predictions", str(e), "--against", str(e), "--against_field",
                  "noise", "--output_file", str(out), "--bertscore_model", "none", "--n_bootstrap", "50"]) == 0
     assert json.loads(out.read_text())["metrics"]["wer"] == 0.5
+
+
+def test_a_prediction_holding_a_delete_character_is_text_in_json_but_binary_in_a_text_file(tmp_path):
+    """A small model can write U+007F; `evaluate` keeps it (unescaped) in its JSON, which `score` must read."""
+    e = _write(tmp_path / "metrics.json", json.dumps({"sentences": [{"reference": "x y", "prediction": "x\x7f"}]},
+                                                     ensure_ascii=False))
+    assert "\x7f" in e.read_text(encoding="utf-8")
+    assert read_sentences(e, "predictions") == ["x\x7f"]
+    t = _write(tmp_path / "preds.txt", "x\x7f\n")
+    with pytest.raises(Brain2TextError, match="control character U\\+007F"):
+        read_sentences(t, "predictions")
 
 
 def test_line_counts_differ_is_one_clear_error_and_nothing_written(tmp_path, capsys):

@@ -83,3 +83,33 @@ def test_cli_takes_the_tokenizer_from_the_config(tmp_path, text_dir, monkeypatch
         captured = capsys.readouterr()
         assert code == 0, captured.err
         assert json.loads(captured.out)["settings"]["tokenizer"] == kind
+
+
+def test_word_perplexities_of_the_decoders_lm_on_training_and_test_sentences(tmp_path, text_dir):
+    """The demo's memorisation figures: each sentence scored alone from the start token through the end token,
+    the summed NLL spread over words + 1; checked against the model's own loss, sentence by sentence."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from brain2text.evaluation.memorisation import lm_word_perplexities
+
+    cfg = _cfg(tmp_path)
+    pretrain_lm(cfg, settings=TINY, text_dir=text_dir, log=lambda *_: None)
+    record = lm_word_perplexities(cfg, text_dir)
+    corpus = build_corpus(cfg, text_dir)
+    assert record["model"] == str(tmp_path / "lm") and record["data_split"] == "sentence"
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "lm"), local_files_only=True).eval()
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "lm"), local_files_only=True)
+    for split in ("train", "test"):
+        got = record["perplexity"][split]
+        assert got["n_sentences"] == len(corpus[split]) > 0
+        assert got["n_words"] == sum(len(t.split()) + 1 for t in corpus[split])
+        nll = 0.0
+        with torch.no_grad():
+            for text in corpus[split]:
+                ids = torch.tensor([[tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"],
+                                     tok.eos_token_id]])
+                nll += float(model(input_ids=ids, labels=ids).loss) * (ids.shape[1] - 1)
+        assert got["word_perplexity"] == pytest.approx(math.exp(nll / got["n_words"]), rel=1e-3)

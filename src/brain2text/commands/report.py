@@ -21,8 +21,9 @@ def run(args: argparse.Namespace) -> int:
     if not (report_dir / "main.tex").is_file():
         raise Brain2TextError("no main.tex here", report_dir)
     evaluations = {"sentence": demo / "metrics_sentence.json", "story": demo / "metrics_story.json"}
-    strategies = demo / "strategies.json"
-    written = write_generated(evaluations, report_dir / "generated", strategies if strategies.is_file() else None)
+    strategies = {split: demo / f"strategies_{split}.json" for split in evaluations}
+    written = write_generated(evaluations, report_dir / "generated",
+                              {split: p for split, p in strategies.items() if p.is_file()})
     for p in written:
         print(f"wrote {p}")
     if not args.no_pdf:

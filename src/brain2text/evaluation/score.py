@@ -51,6 +51,9 @@ EEG_FIELDS = {"free": FREE, "tf": TF}
 # C0 controls other than tab, newline, vertical tab, form feed and carriage return, and DEL: in no sentence, but in
 # nearly every binary file (even one whose bytes happen to decode as UTF-8).
 BINARY_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+# JSON may hold U+007F unescaped inside a string (a model can write it: `evaluate` keeps its predictions as
+# they are), and json.loads refuses the other control characters where they break the syntax
+JSON_BINARY_CHARS = re.compile("[\x00-\x08\x0e-\x1f]")
 TF_WARNING = ("teacher-forced predictions ('predicted string with tf'): the model was fed the reference word by "
               "word; they are not generation and say nothing about decoding")
 
@@ -86,7 +89,7 @@ def _read_text(path: Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Brain2TextError("not UTF-8 text (expected one sentence per line)", path) from None
-    binary = BINARY_CHARS.search(text)
+    binary = (JSON_BINARY_CHARS if path.suffix.lower() == ".json" else BINARY_CHARS).search(text)
     if binary is not None:
         line = text.count("\n", 0, binary.start()) + 1
         what = "NUL byte" if binary.group() == "\x00" else f"control character U+{ord(binary.group()):04X}"

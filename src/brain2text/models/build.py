@@ -27,7 +27,7 @@ def build_model(cfg: Config, tokenizer=None, adapter_dir=None, units: CTCUnits |
     path = cfg.decoder.model_name_or_path
     check_decoder_path(path)
     if tokenizer is None:
-        tokenizer = _tokenizer(path)
+        tokenizer = base_tokenizer(path)
     add_meg_special_tokens(tokenizer)
     units = units if units is not None else _units(cfg, tokenizer, unit_texts)
     decoder = build_decoder(cfg.decoder, len(tokenizer), adapter_dir=adapter_dir)
@@ -52,7 +52,8 @@ def _units(cfg: Config, tokenizer, texts: list[str] | None) -> CTCUnits:
     return CTCUnits.from_texts(tokenizer, texts)
 
 
-def _tokenizer(path: str):
+def base_tokenizer(path: str):
+    """The base LM's tokenizer: a local directory, a `.gguf` file, or a hub id."""
     if Path(path).is_dir():
         return load_tokenizer(path)
     return load_gguf_tokenizer(path) if is_gguf(path) else AutoTokenizer.from_pretrained(path)
