@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from brain2text.evaluation.bootstrap import verdict
-from brain2text.report import COLUMNS, CONDITIONS, beats_all_controls, write_generated
+from brain2text.report import COLUMNS, CONDITIONS, beats_all_controls, strategies_table, write_generated
 
 REPO = Path(__file__).resolve().parents[1]
 CONTROLS = ("noise", "surrogate", "shuffled", "no_meg")
@@ -144,6 +144,9 @@ def test_committed_report_tables_match_committed_metrics(tmp_path):
         pytest.skip("no committed demo metrics in report/generated")
     for name, p in jsons.items():
         check_generated_matches(json.loads(p.read_text()), gen, name)
+    for split, tex in (("sentence", "strategies.tex"), ("story", "strategies_story.tex")):
+        rows = json.loads((gen / f"strategies_{split}.json").read_text())["strategies"]
+        assert (gen / tex).read_text() == strategies_table(rows, split)
 
 
 def test_report_fails_clearly_without_metrics(tmp_path):
