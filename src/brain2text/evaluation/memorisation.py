@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import math
 
+from ..models.build import base_tokenizer
+from ..models.decoder import load_base_lm
+from ..training.lm_pretrain import build_corpus, total_nll
+
 RECITES_ABOVE_BLEU4 = 0.01
 
 
@@ -23,10 +27,6 @@ def lm_word_perplexities(cfg, text_dir=None, splits: tuple[str, ...] = ("train",
     split assigned as the data config assigns it). Each sentence is scored alone, from the tokenizer's
     beginning-of-sentence token (its end-of-sentence token where it has none) to its end-of-sentence token;
     the summed log-likelihood is spread over words + 1, so that LMs with different tokenizers compare."""
-    from ..models.build import base_tokenizer  # noqa: PLC0415 -- torch and transformers only when measured
-    from ..models.decoder import load_base_lm  # noqa: PLC0415
-    from ..training.lm_pretrain import build_corpus, total_nll  # noqa: PLC0415
-
     path = cfg.decoder.model_name_or_path
     corpus = build_corpus(cfg, text_dir)
     model, tok = load_base_lm(cfg.decoder), base_tokenizer(path)
