@@ -46,6 +46,8 @@ def test_the_search_without_its_llm_is_evaluated_only_for_searches_with_an_lm_we
     assert [v.name for v in variants("lexicon", [], no_llm)] == ["lexicon", "lexicon_no_llm"]
     assert [v.name for v in variants("joint", ["ctc"], no_llm)] == ["joint", "ctc"]  # its LLM weight is ctc_weight
     assert [v.name for v in variants("fusion", ["ctc"], None)] == ["fusion", "ctc"]
+    # each split's search without the LLM has that split's own validation bonus
+    assert {split: d["lm_weight"] for split, d in DemoSettings().no_llm.items()} == {"sentence": 0.0, "story": 0.0}
 
 
 def test_memorisation_says_plainly_whether_the_prior_alone_recovers_test_text():
