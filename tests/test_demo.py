@@ -207,3 +207,26 @@ def test_the_demos_models_carry_cards_with_the_default_strategys_evaluation(tmp_
     assert "brain2text pretrain-lm" in card and "MIT, like the brain2text weights: trained here" in card
     final = (model.parent / "final_model" / "README.md").read_text()
     assert "This model is the one at step 6 (the end of training)" in final
+
+
+def test_independent_stages_run_as_processes_with_logs_and_a_failure_names_its_log(tmp_path, capsys):
+    import pytest
+
+    from brain2text.demo import Stages
+    from brain2text.errors import Brain2TextError
+
+    stages = Stages(3, tmp_path)
+    logs = [tmp_path / "logs" / f"{name}.log" for name in ("help", "bad", "cached")]
+    jobs = [("help", ["score", "--help"], logs[0], False),
+            ("bad", ["score", "--references", str(tmp_path / "none.txt"), "--predictions", str(tmp_path / "none.txt"),
+                     "--output_file", str(tmp_path / "s.json")], logs[1], False),
+            ("cached", ["score", "--help"], logs[2], True)]
+    with pytest.raises(Brain2TextError) as err:
+        stages.run_commands(jobs, workers=2)
+    assert "stage `bad` failed (exit 2): error:" in str(err.value) and "none.txt" in str(err.value)
+    assert str(logs[1]) in str(err.value)
+    assert "--references" in logs[0].read_text() and not logs[2].exists()  # the other stage ran to its end
+    assert list(stages.timings) == ["help", "bad", "cached"] and stages.timings["cached"]["cached"]
+    assert stages.timings["help"]["seconds"] > 0 and stages.k == 3
+    out = capsys.readouterr().out
+    assert "[3/3] cached (cached: reusing the previous run)" in out and f"output in {logs[0]}" in out

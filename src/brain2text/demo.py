@@ -16,6 +16,9 @@ Stages (each cached; a second run reuses what is done and says so):
 8. decode one held-out recording with ``python inference.py``;
 9. print the results table; each split's strategy comparison is ``strategies_<split>.json``.
 
+The evaluations of a split are independent: they run ``DemoSettings.jobs`` at a time as separate processes,
+each on one thread, their output in ``<out>/logs/`` (``--jobs 1``: one by one, in this process).
+
 Every number printed is measured in this run on SYNTHETIC data; no MEG-MASC result is claimed.
 """
 
@@ -28,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +71,9 @@ class DemoSettings:
     no_llm: dict = field(default_factory=lambda: {"sentence": {"lm_weight": 0.0, "length_bonus": 1.0},
                                                   "story": {"lm_weight": 0.0, "length_bonus": 0.5}})
     overrides: list[str] = field(default_factory=list)
+    # evaluations run this many at a time, each on one CPU thread (the demo's models are small: one thread is
+    # what `evaluate --threads auto` gives them anyway); 1 runs them one by one in this process's output
+    jobs: int = 2
 
 
 class Stages:
@@ -75,6 +82,7 @@ class Stages:
     def __init__(self, n: int, out: Path):
         self.n, self.k, self.out = n, 0, out
         self.timings: dict[str, dict] = {}
+        self.started = time.perf_counter()
 
     def run(self, name: str, fn, cached: bool = False):
         self.k += 1
@@ -85,6 +93,40 @@ class Stages:
         self.timings[name] = {"seconds": round(seconds, 1), "cached": cached}
         print(f"      {name}: {'cached' if cached else f'{seconds:.1f} s'}", flush=True)
         return result
+
+    def run_commands(self, jobs: list[tuple[str, list[str], Path, bool]], workers: int) -> None:
+        """Independent stages, each a ``brain2text`` command run as its own process, ``workers`` at a time.
+        ``jobs``: (stage name, argv after ``brain2text``, log file, cached). A process's output goes to its log
+        file (shown when it starts); a failure stops the demo with the log's last line, after the stages
+        already running have finished."""
+        todo = []
+        for name, argv, log, cached in jobs:
+            self.k += 1
+            self.timings[name] = {"seconds": 0.0, "cached": cached}
+            if cached:
+                print(f"\n[{self.k}/{self.n}] {name} (cached: reusing the previous run)", flush=True)
+            else:
+                todo.append((self.k, name, argv, log))
+
+        def one(job) -> None:
+            k, name, argv, log = job
+            print(f"\n[{k}/{self.n}] {name} (running; output in {log})", flush=True)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            with open(log, "w", encoding="utf-8") as fh:
+                proc = subprocess.run([sys.executable, "-m", "brain2text", *argv], stdout=fh, stderr=subprocess.STDOUT)
+            seconds = time.perf_counter() - start
+            if proc.returncode != 0:
+                lines = [x for x in log.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+                raise Brain2TextError(f"stage `{name}` failed (exit {proc.returncode}): "
+                                      f"{lines[-1] if lines else 'no output'}", log)
+            self.timings[name]["seconds"] = round(seconds, 1)
+            print(f"      [{k}/{self.n}] {name}: {seconds:.1f} s", flush=True)
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = [pool.submit(one, job) for job in todo]
+        for f in futures:
+            f.result()
 
     def save(self):
         atomic_write_json(self.out / "timings.json", self.timings)
@@ -157,21 +199,26 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     stages.run(f"LM word perplexity on the {name} split's training and test sentences",
                lambda: atomic_write_json(ppl_file, lm_word_perplexities(cfg)),
                cached=_fresh(ppl_file, Path(lm_dir) / "config.json") and _json_field(ppl_file, "model") == str(lm_dir))
-    results, files = {}, {}
+    results, files, jobs = {}, {}, []
     evaluation = dataclasses.asdict(cfg.eval)
     default = cfg.decoding.strategy
     for v in variants(default, strategies, (s.no_llm or {}).get(name)):
         suffix = "" if v.name == default else f"_{v.name}"
         metrics = out / f"metrics_{name}{suffix}.json"
         decoding = dataclasses.asdict(dataclasses.replace(cfg.decoding, strategy=v.strategy, **dict(v.decoding)))
-        stages.run(f"evaluation on the held-out {name} split, {_label(v)}, with controls",
-                   lambda: _cli(["evaluate", "--model_path", str(model), "--strategy", v.strategy,
-                                 "--output_file", str(metrics), *eval_overrides(cfg.eval), *overrides,
-                                 *v.overrides()]),
-                   cached=_fresh(metrics, model / "brain2text.safetensors")
-                   and _json_field(metrics, "decoding") == decoding and _json_field(metrics, "eval") == evaluation)
-        results[v.name] = json.loads(metrics.read_text())
+        argv = ["evaluate", "--model_path", str(model), "--strategy", v.strategy, "--output_file", str(metrics),
+                *(["--threads", "1"] if s.jobs > 1 else []), *eval_overrides(cfg.eval), *overrides, *v.overrides()]
+        cached = (_fresh(metrics, model / "brain2text.safetensors") and _json_field(metrics, "decoding") == decoding
+                  and _json_field(metrics, "eval") == evaluation)
+        jobs.append((f"evaluation on the held-out {name} split, {_label(v)}, with controls", argv,
+                     out / "logs" / f"{metrics.stem}.log", cached))
         files[v.name] = metrics
+    if s.jobs > 1:
+        stages.run_commands(jobs, s.jobs)
+    else:
+        for stage, argv, _, cached in jobs:
+            stages.run(stage, lambda argv=argv: _cli(argv), cached=cached)
+    results = {v: json.loads(path.read_text()) for v, path in files.items()}
     record_default_evaluation(model, results[default], files[default])
     versus = compare_with_default(files, default, cfg.eval)
     summary = strategies_summary(results, versus, split=name, language_model=_read_json(ppl_file))
@@ -393,7 +440,6 @@ def run_demo(s: DemoSettings) -> int:
     files = [f"{out}/metrics_{name}.json (.md, .png), {out}/strategies_{name}.json" for name in splits]
     print("\nfiles: " + ", ".join(files) + f", {inference}, {out}/timings.json")
     print(f"models: {model}" + (f", {infer_model}" if s.story_split else ""))
-    total = sum(t["seconds"] for t in stages.timings.values())
     print("stage times (s): " + ", ".join(f"{k}: {v['seconds']}" for k, v in stages.timings.items())
-          + f"; total {total:.0f} s")
+          + f"; wall clock {time.perf_counter() - stages.started:.0f} s (evaluations overlap: {s.jobs} at a time)")
     return 0
