@@ -38,6 +38,7 @@ from pathlib import Path
 from .cli import main
 from .config import load_config
 from .data.cache import build_cache
+from .decoding.strategies import get_strategy
 from .errors import Brain2TextError
 from .evaluation.bootstrap import verdict
 from .evaluation.memorisation import lm_word_perplexities, memorisation_line, prior_recites
@@ -171,14 +172,11 @@ class Variant:
         return [f"decoding.{k}={json.dumps(v)}" for k, v in self.decoding]
 
 
-NO_LLM_STRATEGIES = ("fusion", "lexicon")  # searches whose LLM term is ``lm_weight`` times the LM score
-
-
 def variants(default: str, others: list[str], no_llm: dict | None) -> list[Variant]:
     """The default strategy first, then the others, then the default without its LLM (``no_llm``'s
-    settings) where the default is a search with an ``lm_weight``."""
+    settings) where the default is a search with an ``lm_weight`` (the registry's ``Strategy.lm_weighted``)."""
     out = [Variant(default, default), *[Variant(x, x) for x in others if x != default]]
-    if no_llm and default in NO_LLM_STRATEGIES:
+    if no_llm and get_strategy(default).lm_weighted:
         out.append(Variant(f"{default}_no_llm", default, tuple(sorted(no_llm.items()))))
     return out
 
@@ -399,7 +397,7 @@ def run_demo(s: DemoSettings) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(s.config, s.overrides)
     print(BANNER)
-    no_llm = int(cfg.decoding.strategy in NO_LLM_STRATEGIES)  # + the default without its LLM, where set
+    no_llm = int(get_strategy(cfg.decoding.strategy).lm_weighted)  # + the default without its LLM, where set
     n = (1 + 4 + len(s.strategies) + no_llm * bool((s.no_llm or {}).get("sentence"))
          + ((4 + len(s.story_strategies) + no_llm * bool((s.no_llm or {}).get("story"))) if s.story_split else 0) + 1)
     stages = Stages(n, out)

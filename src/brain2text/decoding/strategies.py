@@ -43,6 +43,7 @@ class Strategy:
     score: ScoreFn
     describe_score: Callable[..., str]  # (decoding) -> the retrieval score in words, written beside results
     needs_meg: bool = False  # its search runs over the encoder's frames: "" and no score without MEG
+    lm_weighted: bool = False  # its LLM term is decoding.lm_weight x log P_LM: at 0 it is the same search without it
 
 
 STRATEGIES: dict[str, Strategy] = {}
@@ -182,7 +183,7 @@ def _fusion_score(model, batch, enc, cands, decoding):
 register(Strategy("fusion", "CTC prefix beam search with the MEG-conditioned LLM's shallow fusion "
                             "(decoding.lm_weight, decoding.length_bonus)", _fusion_decode, _fusion_score,
                   lambda d: f"log P_CTC + {d.lm_weight:g} log P_LM + {d.length_bonus:g} n_tokens (the fusion score); "
-                            "none without MEG", needs_meg=True))
+                            "none without MEG", needs_meg=True, lm_weighted=True))
 
 
 # ------------------------------------------------------------------------------ phonemes + lexicon + LLM
@@ -339,4 +340,4 @@ register(Strategy("lexicon", "phoneme CTC spelled into words of the pronunciatio
                   _lexicon_decode, _lexicon_score,
                   lambda d: f"log P_CTC(phonemes) + {d.lm_weight:g} log P_LM + {d.ctc_weight:g} log P_CTC(words) + "
                             f"{d.length_bonus:g} n_words (the lexicon score, each word's first pronunciation); none "
-                            "without MEG", needs_meg=True))
+                            "without MEG", needs_meg=True, lm_weighted=True))
