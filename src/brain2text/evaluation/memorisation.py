@@ -16,7 +16,7 @@ import math
 
 from ..models.build import base_tokenizer
 from ..models.decoder import load_base_lm
-from ..training.lm_pretrain import build_corpus, total_nll
+from ..training.lm_pretrain import build_corpus, sentence_nll
 
 RECITES_ABOVE_BLEU4 = 0.01
 
@@ -30,15 +30,10 @@ def lm_word_perplexities(cfg, text_dir=None, splits: tuple[str, ...] = ("train",
     path = cfg.decoder.model_name_or_path
     corpus = build_corpus(cfg, text_dir)
     model, tok = load_base_lm(cfg.decoder), base_tokenizer(path)
-    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     out = {}
     for split in splits:
-        texts = corpus[split]
-        seqs = [[start, *tok(t, add_special_tokens=False)["input_ids"], tok.eos_token_id] for t in texts]
-        nll, n_tokens = total_nll(model, seqs, pad, batch_size=16) if seqs else (0.0, 0)
-        n_words = sum(len(t.split()) + 1 for t in texts)
-        out[split] = {"n_sentences": len(texts), "n_words": n_words, "n_tokens": n_tokens,
+        nll, n_tokens, n_words = sentence_nll(model, tok, corpus[split], batch_size=16)
+        out[split] = {"n_sentences": len(corpus[split]), "n_words": n_words, "n_tokens": n_tokens,
                       "word_perplexity": round(math.exp(nll / n_words), 3) if n_words else None}
     return {"model": str(path), "data_split": cfg.data.split, "perplexity": out,
             "note": "the base LM alone (no LoRA, no MEG), each sentence from its start token; summed log-likelihood "

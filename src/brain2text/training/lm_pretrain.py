@@ -133,8 +133,19 @@ def is_complete(out: Path, digest: str) -> bool:
 
 
 def _encode(tok, texts: list[str], max_len: int) -> list[list[int]]:
-    return [([tok.bos_token_id] + tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:max_len]
-            for t in texts]
+    """Each text between the tokenizer's start token (its end token where it has none) and its end token."""
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    return [([start] + tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:max_len] for t in texts]
+
+
+def sentence_nll(model, tok, texts: list[str], batch_size: int = 64) -> tuple[float, int, int]:
+    """Summed NLL (nats) of ``texts``, each scored alone (:func:`_encode`), its number of predicted tokens, and
+    of words + 1 (end of sentence): ``exp(nll / tokens)`` is the token perplexity, ``exp(nll / words)`` the
+    word perplexity that compares across tokenizers."""
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    seqs = _encode(tok, texts, EVAL_MAX_LEN)
+    nll, n_tokens = total_nll(model, seqs, pad, batch_size) if seqs else (0.0, 0)
+    return nll, n_tokens, sum(len(t.split()) + 1 for t in texts)
 
 
 def _batch(seqs: list[list[int]], pad: int):
@@ -239,9 +250,8 @@ def pretrain_lm(cfg: Config, out: str | Path | None = None, settings: LMSettings
         return json.loads((out / RECORD_FILE).read_text())
     start = time.perf_counter()
     model, tok, dev_ppl = train_lm(corpus["train"], s, log)
-    val = _encode(tok, corpus["val"], EVAL_MAX_LEN)
-    nll, n_tok = total_nll(model, val, tok.pad_token_id) if val else (0.0, 0)
-    n_val_words = sum(len(t.split()) + 1 for t in corpus["val"])  # + end of sentence
+    val = corpus["val"]
+    nll, n_tok, n_val_words = sentence_nll(model, tok, val)
     record = {
         "what": "small LLaMA-architecture decoder pretrained on training-split story sentences "
                 "(brain2text pretrain-lm)",
