@@ -85,9 +85,12 @@ class Stages:
         self.timings: dict[str, dict] = {}
         self.started = time.perf_counter()
 
+    def _header(self, k: int, name: str, cached: bool, running: str = "") -> None:
+        print(f"\n[{k}/{self.n}] {name}{' (cached: reusing the previous run)' if cached else running}", flush=True)
+
     def run(self, name: str, fn, cached: bool = False):
         self.k += 1
-        print(f"\n[{self.k}/{self.n}] {name}{' (cached: reusing the previous run)' if cached else ''}", flush=True)
+        self._header(self.k, name, cached)
         start = time.perf_counter()
         result = None if cached else fn()
         seconds = time.perf_counter() - start
@@ -105,13 +108,13 @@ class Stages:
             self.k += 1
             self.timings[name] = {"seconds": 0.0, "cached": cached}
             if cached:
-                print(f"\n[{self.k}/{self.n}] {name} (cached: reusing the previous run)", flush=True)
+                self._header(self.k, name, cached)
             else:
                 todo.append((self.k, name, argv, log))
 
         def one(job) -> None:
             k, name, argv, log = job
-            print(f"\n[{k}/{self.n}] {name} (running; output in {log})", flush=True)
+            self._header(k, name, False, f" (running; output in {log})")
             log.parent.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
             with open(log, "w", encoding="utf-8") as fh:
