@@ -1,0 +1,216 @@
+"""How much could a language model add to an encoder's CTC search? (``brain2text lm-headroom``)
+
+Shallow fusion (the demo's default search) can only choose among the units the encoder's frames make
+possible: a word the CTC head cannot write, or one it ranks far down, stays out of reach whatever the LM.
+This module measures that limit for a trained model by fusing n-gram LMs into the same CTC prefix beam
+search, in the place of the MEG-conditioned LLM:
+
+- ``ctc``: the encoder alone (the search with ``lm_weight`` and ``length_bonus`` 0);
+- ``no_lm``: the same search with its length bonus and no LM;
+- ``ngram``: a Witten-Bell n-gram LM (:class:`~brain2text.decoding.ngram.NGramLM`) fitted on the training
+  split's sentences: a plain baseline that an LLM in the same search should beat;
+- ``oracle``: the same n-gram fitted on the training sentences *and the decoded split's own sentences*. It
+  has memorised the text it decodes, so it is a bound, never a result: what fusion gains over ``ctc`` with an
+  LM that already knows every test sentence. A decoder whose LLM must beat ``ctc`` by more than this asks
+  the search for more than any LM can give it; the encoder has to change.
+
+Each LM's ``lm_weight`` and ``length_bonus`` are chosen on ``tune_split`` (the oracle's on its own oracle of
+that split), then applied once to ``split``. Every system is scored like ``evaluate``'s, with paired intervals
+that resample sentences. Also reported: the share of the split's reference tokens the CTC head cannot write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data.dataset import MEGDataset, collate_examples
+from ..decoding.fusion import ctc_fusion_beam_search_batch
+from ..decoding.ngram import NGramLM
+from ..errors import Brain2TextError
+from .bootstrap import method_info, paired_bootstrap
+from .controls import blind
+from .evaluate import evaluation_clusters
+from .metrics import metrics_info, sentence_stats, wer_statistics
+
+SYSTEMS = ("ctc", "no_lm", "ngram", "oracle")
+LM_OF = {"ctc": "none", "no_lm": "none (length bonus only)", "ngram": "n-gram of the training sentences",
+         "oracle": "n-gram of the training + decoded sentences (a bound)"}
+PAIRS = (("no_lm", "ctc"), ("ngram", "ctc"), ("oracle", "ctc"), ("ngram", "no_lm"), ("oracle", "no_lm"))
+
+
+@dataclass
+class Posteriors:
+    """One split's CTC log-probs (blank last), one ``(T_i, classes)`` tensor per example, with its references
+    and subjects."""
+
+    log_probs: list[Tensor]
+    references: list[str]
+    subjects: list[str]
+
+
+def split_posteriors(model, example_set, split: str, batch_size: int = 8) -> Posteriors:
+    """Encode every example of ``split`` once (no target information in the batch)."""
+    dataset = MEGDataset(example_set, split)
+    if len(dataset) == 0:
+        raise Brain2TextError(f"the {split!r} split has no examples", example_set.path)
+    log_probs, refs, subjects = [], [], []
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(dataset), batch_size):
+            positions = range(start, min(start + batch_size, len(dataset)))
+            batch = collate_examples([dataset[p] for p in positions])
+            enc = model.encode(blind(batch))
+            log_probs += [lp[:n].float().cpu() for lp, n in zip(enc.ctc_log_probs, enc.mask.sum(1).tolist())]
+            refs += batch.texts
+            subjects += [example_set.examples[dataset.indices[p]]["subject"] for p in positions]
+    return Posteriors(log_probs, refs, subjects)
+
+
+def split_texts(example_set, split: str) -> list[str]:
+    """The split's distinct sentences, sorted (what an n-gram is fitted on)."""
+    return sorted({ex["text"] for ex in example_set.examples if ex["split"] == split})
+
+
+def ngram_of(model, texts: list[str], order: int) -> NGramLM:
+    """An n-gram LM over the decoder tokenizer's ids, fitted on ``texts`` tokenised as the CTC targets are."""
+    return NGramLM([model.text_ids(t) for t in texts], order, len(model.tokenizer), model.eos_id)
+
+
+def decode(model, post: Posteriors, lm: NGramLM | None, lm_weight: float, length_bonus: float,
+           beam: int) -> list[str]:
+    """The fusion search over ``post`` with ``lm`` (None: no LM); texts as the model writes them."""
+    units = model.units
+    ids = ctc_fusion_beam_search_batch(post.log_probs, units.blank, lm, model.eos_id, beam, lm_weight, length_bonus,
+                                       unit_ids=None if units.identity else units.token_ids)
+    return [model.tokenizer.decode(x, skip_special_tokens=True).strip() for x in ids]
+
+
+def corpus_wer(references: list[str], predictions: list[str], normalization: str = "default") -> float:
+    edits, n_ref = wer_statistics(references, predictions, normalization)
+    return float(np.sum(edits) / max(1, np.sum(n_ref)))
+
+
+def unwritable_share(model, references: list[str]) -> float:
+    """The share of the references' tokens (decoder tokenizer) that are not CTC units or are unknown."""
+    unk = model.tokenizer.unk_token_id
+    tokens = [t for r in references for t in model.text_ids(r)]
+    bad = sum(1 for t in tokens if t == unk or model.units.classes([t]) is None)
+    return bad / len(tokens) if tokens else 0.0
+
+
+def _tune(model, post: Posteriors, lm: NGramLM | None, weights, bonuses, beam, normalization) -> tuple[dict, list]:
+    grid = []
+    for w in weights:
+        for b in bonuses:
+            grid.append({"lm_weight": w, "length_bonus": b,
+                         "wer": corpus_wer(post.references, decode(model, post, lm, w, b, beam), normalization)})
+    best = min(grid, key=lambda row: row["wer"])  # the first of equals: the grid's order decides ties
+    return best, grid
+
+
+def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = "val", order: int = 3,
+                lm_weights: tuple[float, ...] = (0.3, 0.5, 1.0), length_bonuses: tuple[float, ...] = (1.0, 2.0, 3.0),
+                progress=None) -> dict:
+    """The headroom JSON (see the module docstring). ``cfg``: the evaluation config (``cfg.decoding.num_beams``
+    beams; ``cfg.eval``'s bootstrap settings and WER normalisation); ``progress(message)`` is told each step."""
+    if split == tune_split:
+        raise Brain2TextError(f"the settings are chosen on --tune_split, which must differ from --split ({split})")
+    if order < 1 or not lm_weights or not length_bonuses or min(lm_weights) <= 0:
+        raise Brain2TextError("need order >= 1 and non-empty grids of positive lm_weights and of length_bonuses")
+    say = progress or (lambda message: None)
+    beam, e = cfg.decoding.num_beams, cfg.eval
+    say(f"encoding the {tune_split} and {split} splits")
+    tune_post, post = split_posteriors(model, example_set, tune_split), split_posteriors(model, example_set, split)
+    train = split_texts(example_set, "train")
+    if not train:
+        raise Brain2TextError("the training split has no sentences to fit the n-gram on", example_set.path)
+    lms = {"ngram": (ngram_of(model, train, order),) * 2,
+           "oracle": (ngram_of(model, train + split_texts(example_set, tune_split), order),
+                      ngram_of(model, train + split_texts(example_set, split), order))}
+    systems = {"ctc": {"lm_weight": 0.0, "length_bonus": 0.0, "tune_wer": None, "tune_grid": []}}
+    say(f"no_lm: length bonus on {tune_split}")
+    best, grid = _tune(model, tune_post, None, (0.0,), length_bonuses, beam, e.wer_normalization)
+    systems["no_lm"] = {"lm_weight": 0.0, "length_bonus": best["length_bonus"], "tune_wer": best["wer"],
+                        "tune_grid": grid}
+    for name, (tune_lm, _) in lms.items():
+        say(f"{name}: lm_weight x length_bonus on {tune_split}")
+        best, grid = _tune(model, tune_post, tune_lm, lm_weights, length_bonuses, beam, e.wer_normalization)
+        systems[name] = {"lm_weight": best["lm_weight"], "length_bonus": best["length_bonus"], "tune_wer": best["wer"],
+                         "tune_grid": grid}
+    say(f"decoding {split} with the chosen settings")
+    predictions = {name: decode(model, post, lms[name][1] if name in lms else None, s["lm_weight"],
+                                s["length_bonus"], beam) for name, s in systems.items()}
+    stats = {name: sentence_stats(post.references, p, None, wer_normalization=e.wer_normalization)
+             for name, p in predictions.items()}
+    clusters = evaluation_clusters(post.references, post.subjects, e.bootstrap_unit)
+    return {
+        "split": split, "tune_split": tune_split, "data_split": cfg.data.split, "order": order, "num_beams": beam,
+        "grid": {"lm_weights": list(lm_weights), "length_bonuses": list(length_bonuses)},
+        "n_sentences": len(post.references), "n_distinct_sentences": len(set(post.references)),
+        "unwritable_token_share": unwritable_share(model, post.references),
+        "systems": {name: {"lm": LM_OF[name], **s, "metrics": stats[name].corpus()} for name, s in systems.items()},
+        "differences": {f"{a} - {b}": paired_bootstrap(stats[a], stats[b], e.n_bootstrap, e.bootstrap_seed,
+                                                       clusters=clusters, n_permutations=e.n_permutations)
+                        for a, b in PAIRS},
+        **metrics_info(None, None, e.wer_normalization),
+        "bootstrap": method_info(clusters, e.n_bootstrap, e.n_permutations, e.bootstrap_seed),
+        "decoding": asdict(cfg.decoding), "eval": asdict(cfg.eval),
+        "examples": [{"reference": r, **{name: predictions[name][i] for name in SYSTEMS}}
+                     for i, r in enumerate(post.references[:5])],
+        "note": "oracle's n-gram was fitted on the decoded split's own sentences: its gain over ctc bounds what "
+                "shallow fusion of a language model can add to this encoder's search; it is not a decoding result",
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def headroom_markdown(result: dict) -> str:
+    """The result as a table: each system's WER and BLEU-4, its settings, and its paired WER differences."""
+    lines = [f"LM headroom of the CTC search on the {result['split']} split ({result['n_sentences']} examples, "
+             f"{result['n_distinct_sentences']} sentences; settings chosen on {result['tune_split']}; "
+             f"{result['order']}-gram LMs, {result['num_beams']} beams). "
+             f"{_pct(result['unwritable_token_share'])}% of the reference tokens are not CTC units.", "",
+             "| system | LM | lm_weight | length_bonus | WER | BLEU-4 | WER minus ctc | WER minus no_lm |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for name, s in result["systems"].items():
+        cells = []
+        for other in ("ctc", "no_lm"):
+            d = result["differences"].get(f"{name} - {other}", {}).get("wer")
+            cells.append("--" if d is None else
+                         f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] "
+                         f"{d['verdict']}")
+        lines.append(f"| {name} | {s['lm']} | {s['lm_weight']:g} | {s['length_bonus']:g} | "
+                     f"{_pct(s['metrics']['wer'])} | {_pct(s['metrics']['bleu4'])} | {cells[0]} | {cells[1]} |")
+    lines += ["", "WER in %, differences in percentage points with the 95% interval of a paired bootstrap over "
+                  "sentences (negative: fewer errors). The oracle has memorised the decoded sentences: its gain is "
+                  "a bound on what any LM fused into this search can add, not a result."]
+    return "\n".join(lines) + "\n"
+
+
+def headroom_summary(result: dict) -> dict:
+    """The headroom JSON's gist for a strategies summary: each system's settings and WER, the WER differences."""
+    return {"split": result["split"], "tune_split": result["tune_split"], "order": result["order"],
+            "unwritable_token_share": result["unwritable_token_share"],
+            "systems": {name: {"lm": s["lm"], "lm_weight": s["lm_weight"], "length_bonus": s["length_bonus"],
+                               "wer": s["metrics"]["wer"]} for name, s in result["systems"].items()},
+            "wer_differences": {pair: d["wer"] for pair, d in result["differences"].items()},
+            "note": result["note"]}
+
+
+def headroom_line(name: str, result: dict | None) -> str:
+    """One line per split for the demo's summary: what the plain and the oracle n-gram change against ctc."""
+    if not result:
+        return f"  {name}: no headroom measurement"
+    cells = []
+    for system, label in (("ngram", "n-gram of the training sentences"), ("oracle", "oracle n-gram")):
+        d = result["differences"][f"{system} - ctc"]["wer"]
+        cells.append(f"{label} {100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] "
+                     f"{d['verdict']}")
+    return (f"  {name}: {'; '.join(cells)} ({_pct(result['unwritable_token_share'])}% of the test tokens are not "
+            "CTC units)")
