@@ -199,6 +199,10 @@ def test_the_demos_models_carry_cards_with_the_default_strategys_evaluation(tmp_
     assert summary["language_model"]["model"] == str(tmp_path / "lm") and ppl["test"]["n_sentences"] > 0
     assert ppl["train"]["word_perplexity"] > 1 and ppl["test"]["word_perplexity"] > 1
     assert isinstance(summary["prior_recovers_test_text"], bool)
+    # the LM headroom of the same search ran beside the evaluations, and its gist is in the summary
+    headroom = summary["lm_headroom"]
+    assert set(headroom["systems"]) == {"ctc", "no_lm", "ngram", "oracle"} and headroom["split"] == "test"
+    assert headroom["wer_differences"]["oracle - ctc"]["ci95"] and (Path(s.out) / "lm_headroom_sentence.md").is_file()
     card = (model / "README.md").read_text()
     assert yaml.safe_load(card.split("---\n")[1])["library_name"] == "brain2text"
     assert f"(`{files['fusion']}`)" in card and "strategy `fusion`" in card and "strategy `ctc`" not in card

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from brain2text.evaluation.bootstrap import verdict
-from brain2text.report import COLUMNS, CONDITIONS, beats_all_controls, strategies_table, write_generated
+from brain2text.report import COLUMNS, CONDITIONS, beats_all_controls, headroom_table, strategies_table, write_generated
 
 REPO = Path(__file__).resolve().parents[1]
 CONTROLS = ("noise", "surrogate", "shuffled", "no_meg")
@@ -108,6 +108,35 @@ def test_each_splits_strategies_table_names_its_rows_and_split(tmp_path):
     assert r"\label{tab:strategies_story}" in story and "held-out story" in story
     wer = json.loads(strategies["story"].read_text())["strategies"][2]["metrics"]["wer"]
     assert rf"fusion\_no\_llm & {100 * wer:.1f} &" in story
+    assert not (tmp_path / "generated" / "headroom.tex").exists()  # no strategies file holds a headroom
+
+
+def _headroom(oracle_delta: float) -> dict:
+    systems = {name: {"lm": name, "lm_weight": w, "length_bonus": b, "wer": wer}
+               for name, w, b, wer in (("ctc", 0.0, 0.0, 0.7), ("no_lm", 0.0, 1.0, 0.69), ("ngram", 0.3, 2.0, 0.7),
+                                       ("oracle", 0.5, 3.0, 0.7 + oracle_delta))}
+    diff = {"delta": oracle_delta, "ci95": [oracle_delta - 0.01, oracle_delta + 0.012], "p_value": 0.01,
+            "verdict": "beats"}
+    return {"unwritable_token_share": 0.366, "systems": systems,
+            "wer_differences": {f"{n} - ctc": dict(diff, delta=systems[n]["wer"] - 0.7) for n in systems if n != "ctc"}}
+
+
+def test_headroom_table_has_every_split_and_the_oracles_interval(tmp_path):
+    paths, strategies = {}, {}
+    for i, split in enumerate(("sentence", "story")):
+        paths[split] = tmp_path / f"metrics_{split}.json"
+        paths[split].write_text(json.dumps(fake_metrics(i)))
+        data = fake_metrics(i + 10)
+        rows = [{"name": "fusion", "strategy": "fusion", "metrics": data["metrics"], "controls": data["controls"]}]
+        strategies[split] = tmp_path / f"strategies_{split}.json"
+        strategies[split].write_text(json.dumps({"split": split, "strategies": rows,
+                                                 "lm_headroom": _headroom(-0.025 if i == 0 else -0.009)}))
+    write_generated(paths, tmp_path / "generated", strategies)
+    tex = (tmp_path / "generated" / "headroom.tex").read_text()
+    assert r"\label{tab:headroom}" in tex and "held-out sentences (36.6\\% not units)" in tex
+    assert "held-out story (36.6" in tex and "a bound, not a result" in tex
+    assert "oracle n-gram (has memorised the test sentences) & 0.5 / 3 & 67.5 & $-2.5$ [$-3.5$, $-1.3$] beats" in tex
+    assert "& 69.1 & $-0.9$ [$-1.9$, $+0.3$] beats" in tex and tex.count("encoder alone (CTC) & 0 / 0 & 70.0 & --") == 2
 
 
 def test_verdict_requires_every_interval_to_exclude_zero_and_p_below_005():
@@ -144,9 +173,14 @@ def test_committed_report_tables_match_committed_metrics(tmp_path):
         pytest.skip("no committed demo metrics in report/generated")
     for name, p in jsons.items():
         check_generated_matches(json.loads(p.read_text()), gen, name)
+    headroom = {}
     for split, tex in (("sentence", "strategies.tex"), ("story", "strategies_story.tex")):
-        rows = json.loads((gen / f"strategies_{split}.json").read_text())["strategies"]
-        assert (gen / tex).read_text() == strategies_table(rows, split)
+        summary = json.loads((gen / f"strategies_{split}.json").read_text())
+        assert (gen / tex).read_text() == strategies_table(summary["strategies"], split)
+        if summary.get("lm_headroom"):
+            headroom[split] = summary["lm_headroom"]
+    if headroom:
+        assert (gen / "headroom.tex").read_text() == headroom_table(headroom)
 
 
 def test_report_fails_clearly_without_metrics(tmp_path):

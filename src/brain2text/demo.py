@@ -10,9 +10,11 @@ Stages (each cached; a second run reuses what is done and says so):
 5. evaluate the other decoding strategies (LLM-only beam, encoder-only CTC, joint CTC/LLM beam) and the
    default search without its LLM (``lm_weight`` 0) the same way; the model's card (``README.md``) then
    records the default strategy's evaluation;
-6. the LM's word perplexity on the split's training and test sentences (does it know the test text?);
-7. the held-out-story split: its own decoder pretraining, training, perplexities, and evaluation of the
-   default, encoder-only CTC and the search without its LLM;
+6. the LM's word perplexity on the split's training and test sentences (does it know the test text?), and
+   the LM headroom of the CTC search (``brain2text lm-headroom``: what an n-gram of the training sentences,
+   and an oracle n-gram that has memorised the test sentences, add to it);
+7. the held-out-story split: its own decoder pretraining, training, perplexities, evaluation of the
+   default, encoder-only CTC and the search without its LLM, and its LM headroom;
 8. decode one held-out recording with ``python inference.py``;
 9. print the results table; each split's strategy comparison is ``strategies_<split>.json``.
 
@@ -41,6 +43,7 @@ from .data.cache import build_cache
 from .decoding.strategies import get_strategy
 from .errors import Brain2TextError
 from .evaluation.bootstrap import verdict
+from .evaluation.headroom import headroom_line, headroom_summary
 from .evaluation.memorisation import lm_word_perplexities, memorisation_line, prior_recites
 from .evaluation.report_table import interval_text, p_text, signed_pp, summaries
 from .evaluation.score import score_files
@@ -214,6 +217,15 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
         jobs.append((f"evaluation on the held-out {name} split, {_label(v)}, with controls", argv,
                      out / "logs" / f"{metrics.stem}.log", cached))
         files[v.name] = metrics
+    headroom = out / f"lm_headroom_{name}.json"
+    argv = ["lm-headroom", "--model_path", str(model), "--output_file", str(headroom),
+            *(["--threads", "1"] if s.jobs > 1 else []), *eval_overrides(cfg.eval), *overrides]
+    cached = (_fresh(headroom, model / "brain2text.safetensors")
+              and _json_field(headroom, "decoding") == dataclasses.asdict(cfg.decoding)
+              and _json_field(headroom, "eval") == evaluation)
+    # the longest job first, so that the others fill the second worker
+    jobs.insert(0, (f"LM headroom of the {name} split's CTC search (n-gram and oracle n-gram fusion)", argv,
+                    out / "logs" / f"{headroom.stem}.log", cached))
     if s.jobs > 1:
         stages.run_commands(jobs, s.jobs)
     else:
@@ -222,7 +234,8 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     results = {v: json.loads(path.read_text()) for v, path in files.items()}
     record_default_evaluation(model, results[default], files[default])
     versus = compare_with_default(files, default, cfg.eval)
-    summary = strategies_summary(results, versus, split=name, language_model=_read_json(ppl_file))
+    summary = strategies_summary(results, versus, split=name, language_model=_read_json(ppl_file),
+                                 headroom=_read_json(headroom))
     atomic_write_json(out / f"strategies_{name}.json", summary)
     return results, model, cfg, files, versus
 
@@ -363,11 +376,13 @@ def versus_line(default: str, strategy: str, diff: dict) -> str:
 
 
 def strategies_summary(results: dict[str, dict], versus_default: dict[str, dict] | None = None,
-                       split: str | None = None, language_model: dict | None = None) -> dict:
+                       split: str | None = None, language_model: dict | None = None,
+                       headroom: dict | None = None) -> dict:
     """Every evaluated decoding's metrics and controls, each with its ``decoding`` settings (as its metrics
     file records them); ``versus_default[name]``: paired bootstrap differences (default strategy minus
     ``name``, same sentences) from :func:`compare_with_default`; ``language_model``: the LM's perplexities
-    (:func:`~brain2text.evaluation.memorisation.lm_word_perplexities`)."""
+    (:func:`~brain2text.evaluation.memorisation.lm_word_perplexities`); ``headroom``: what n-gram LMs, one
+    of them an oracle, add to the same CTC search (:func:`~brain2text.evaluation.headroom.lm_headroom`)."""
     rows = []
     for name, r in results.items():
         row = {"name": name, "strategy": r.get("strategy", name), "decoding": r.get("decoding"),
@@ -380,6 +395,8 @@ def strategies_summary(results: dict[str, dict], versus_default: dict[str, dict]
     if language_model is not None:
         out["language_model"] = language_model
         out["prior_recovers_test_text"] = prior_recites(results[rows[0]["name"]]) if rows else None
+    if headroom is not None:
+        out["lm_headroom"] = headroom_summary(headroom)
     return out
 
 
@@ -401,8 +418,8 @@ def run_demo(s: DemoSettings) -> int:
     cfg = load_config(s.config, s.overrides)
     print(BANNER)
     no_llm = int(get_strategy(cfg.decoding.strategy).lm_weighted)  # + the default without its LLM, where set
-    n = (1 + 4 + len(s.strategies) + no_llm * bool((s.no_llm or {}).get("sentence"))
-         + ((4 + len(s.story_strategies) + no_llm * bool((s.no_llm or {}).get("story"))) if s.story_split else 0) + 1)
+    n = (1 + 5 + len(s.strategies) + no_llm * bool((s.no_llm or {}).get("sentence"))
+         + ((5 + len(s.story_strategies) + no_llm * bool((s.no_llm or {}).get("story"))) if s.story_split else 0) + 1)
     stages = Stages(n, out)
     root = Path(cfg.data.bids_root)
     stages.run("synthetic MEG-MASC", lambda: _cli(
@@ -438,7 +455,12 @@ def run_demo(s: DemoSettings) -> int:
     print("\nDoes the LM know the test text? (the base LM's word perplexity; the prompt alone, no MEG)")
     for name, (res, _) in splits.items():
         print(memorisation_line(name, _read_json(out / f"lm_perplexity_{name}.json"), res[default]))
-    files = [f"{out}/metrics_{name}.json (.md, .png), {out}/strategies_{name}.json" for name in splits]
+    print("\nHow much could any LM add to the CTC search? (n-gram LMs fused in its place, WER minus ctc; the oracle "
+          "has memorised the test sentences: a bound, not a result)")
+    for name in splits:
+        print(headroom_line(name, _read_json(out / f"lm_headroom_{name}.json")))
+    files = [f"{out}/metrics_{name}.json (.md, .png), {out}/strategies_{name}.json, {out}/lm_headroom_{name}.json"
+             for name in splits]
     print("\nfiles: " + ", ".join(files) + f", {inference}, {out}/timings.json")
     print(f"models: {model}" + (f", {infer_model}" if s.story_split else ""))
     print("stage times (s): " + ", ".join(f"{k}: {v['seconds']}" for k, v in stages.timings.items())

@@ -176,6 +176,36 @@ def strategies_table(rows: list[dict], split: str = "sentence") -> str:
     return "\n".join(lines)
 
 
+HEADROOM_SYSTEMS = (("ctc", "encoder alone (CTC)"), ("no_lm", "no LM, length bonus only"),
+                    ("ngram", "n-gram of the training sentences"),
+                    ("oracle", "oracle n-gram (has memorised the test sentences)"))
+
+
+def headroom_table(summaries: dict[str, dict]) -> str:
+    """The LM headroom of each split's CTC search (``lm_headroom`` of the strategies files): WER of each
+    fused n-gram and its paired difference from the encoder alone."""
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", FIT_OPEN, r"\begin{tabular}{llrrl}", r"\toprule",
+             r"split & LM fused into the CTC search & \texttt{lm\_weight} / bonus & WER & minus CTC, 95\% interval \\",
+             r"\midrule"]
+    for split, h in summaries.items():
+        name = f"{SPLIT_NAMES.get(split, split)} ({_fmt(h['unwritable_token_share'])}\\% not units)"
+        for system, label in HEADROOM_SYSTEMS:
+            row, d = h["systems"][system], h["wer_differences"].get(f"{system} - ctc")
+            diff = "--" if d is None else (f"${100 * d['delta']:+.1f}$ [${100 * d['ci95'][0]:+.1f}$, "
+                                           f"${100 * d['ci95'][1]:+.1f}$] {d['verdict']}")
+            lines.append(f"{name} & {label} & {row['lm_weight']:g} / {row['length_bonus']:g} & {_fmt(row['wer'])} & "
+                         f"{diff} \\\\")
+            name = ""
+        lines.append(r"\midrule" if split != list(summaries)[-1] else r"\bottomrule")
+    lines += [r"\end{tabular}", FIT_CLOSE,
+              r"\caption{How much could any language model add to the CTC search? n-gram LMs fused in the LLM's place, "
+              r"settings chosen on the validation split; the oracle's n-gram also holds the test sentences, so its "
+              r"gain is a bound, not a result. WER in \%, differences in percentage points (sentence-clustered paired "
+              r"bootstrap). \emph{not units}: test tokens the word CTC head cannot write.}",
+              r"\label{tab:headroom}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
 _METHOD = ("Scores in \\%; middle rows: MEG minus control in percentage points with paired 95\\% intervals that "
            "resample sentences (all subjects' examples of a sentence together); bottom rows: paired permutation "
            "p-value and verdict (beats / worse: interval excludes 0 and $p < 0.05$; else not established).")
@@ -187,7 +217,8 @@ SPLIT_NAMES = {"sentence": "held-out sentences", "story": "held-out story"}
 def write_generated(evaluations: dict[str, Path], out_dir: Path,
                     strategies: dict[str, Path] | None = None) -> list[Path]:
     """Write ``results_<name>.tex`` and ``numbers_<name>.tex`` per evaluation, plus one strategies table per
-    split of ``strategies`` (``strategies.tex`` for the sentence split, ``strategies_<split>.tex`` else)."""
+    split of ``strategies`` (``strategies.tex`` for the sentence split, ``strategies_<split>.tex`` else) and,
+    where those files hold the LM headroom, ``headroom.tex`` with every split's."""
     written = []
     captions = {
         "sentence": "Held-out sentences (sentence-hash split) of the \\emph{synthetic} MEG-MASC benchmark. " + _METHOD,
@@ -203,13 +234,21 @@ def write_generated(evaluations: dict[str, Path], out_dir: Path,
     p = out_dir / "numbers.tex"
     atomic_write_text(p, "\n".join(macros))
     written.append(p)
+    headroom = {}
     for split, path in (strategies or {}).items():
         try:
-            rows = json.loads(Path(path).read_text(encoding="utf-8"))["strategies"]
+            summary = json.loads(Path(path).read_text(encoding="utf-8"))
+            rows = summary["strategies"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise Brain2TextError(f"cannot read the strategies table ({exc})", path) from None
         p = out_dir / ("strategies.tex" if split == "sentence" else f"strategies_{split}.tex")
         atomic_write_text(p, strategies_table(rows, split))
+        written.append(p)
+        if summary.get("lm_headroom"):
+            headroom[split] = summary["lm_headroom"]
+    if headroom:
+        p = out_dir / "headroom.tex"
+        atomic_write_text(p, headroom_table(headroom))
         written.append(p)
     return written
 
