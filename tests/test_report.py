@@ -106,6 +106,9 @@ def test_each_splits_strategies_table_names_its_rows_and_split(tmp_path):
     story = (tmp_path / "generated" / "strategies_story.tex").read_text()
     assert r"\label{tab:strategies}" in sentence and "held-out sentences" in sentence
     assert r"\label{tab:strategies_story}" in story and "held-out story" in story
+    # LaTeX: an underscore outside math and labels must be escaped (pdflatex stops at "Missing $ inserted")
+    for tex in (sentence, story):
+        assert not re.search(r"(?<!\\)_", re.sub(r"\\label\{[^}]*\}", "", tex)), tex
     wer = json.loads(strategies["story"].read_text())["strategies"][2]["metrics"]["wer"]
     assert rf"fusion\_no\_llm & {100 * wer:.1f} &" in story
     assert not (tmp_path / "generated" / "headroom.tex").exists()  # no strategies file holds a headroom
@@ -135,6 +138,7 @@ def test_headroom_table_has_every_split_and_the_oracles_interval(tmp_path):
     tex = (tmp_path / "generated" / "headroom.tex").read_text()
     assert r"\label{tab:headroom}" in tex and "held-out sentences (36.6\\% not units)" in tex
     assert "held-out story (36.6" in tex and "a bound, not a result" in tex
+    assert not re.search(r"(?<!\\)_", re.sub(r"\\label\{[^}]*\}", "", tex))
     assert "oracle n-gram (has memorised the test sentences) & 0.5 / 3 & 67.5 & $-2.5$ [$-3.5$, $-1.3$] beats" in tex
     assert "& 69.1 & $-0.9$ [$-1.9$, $+0.3$] beats" in tex and tex.count("encoder alone (CTC) & 0 / 0 & 70.0 & --") == 2
 

@@ -171,7 +171,7 @@ def strategies_table(rows: list[dict], split: str = "sentence") -> str:
         lines.append(_tex_escape(row.get("name", row["strategy"])) + " & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", FIT_CLOSE,
               rf"\caption{{Decoding strategies on the {SPLIT_NAMES.get(split, split)} of the synthetic benchmark (WER "
-              r"and BLEU-4 in \%; \texttt{_no\_llm}: the default search with \texttt{lm\_weight} 0).}",
+              r"and BLEU-4 in \%; \texttt{\_no\_llm}: the default search with \texttt{lm\_weight} 0).}",
               r"\label{tab:strategies" + ("" if split == "sentence" else f"_{split}") + "}", r"\end{table}", ""]
     return "\n".join(lines)
 
