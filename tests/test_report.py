@@ -112,6 +112,9 @@ def test_each_splits_strategies_table_names_its_rows_and_split(tmp_path):
     wer = json.loads(strategies["story"].read_text())["strategies"][2]["metrics"]["wer"]
     assert rf"fusion\_no\_llm & {100 * wer:.1f} &" in story
     assert not (tmp_path / "generated" / "headroom.tex").exists()  # no strategies file holds a headroom
+    (tmp_path / "generated" / "headroom.tex").write_text("stale")
+    write_generated(paths, tmp_path / "generated", strategies)
+    assert not (tmp_path / "generated" / "headroom.tex").exists()  # an old table does not outlive its data
 
 
 def _headroom(oracle_delta: float) -> dict:
@@ -137,10 +140,10 @@ def test_headroom_table_has_every_split_and_the_oracles_interval(tmp_path):
     write_generated(paths, tmp_path / "generated", strategies)
     tex = (tmp_path / "generated" / "headroom.tex").read_text()
     assert r"\label{tab:headroom}" in tex and "held-out sentences (36.6\\% not units)" in tex
-    assert "held-out story (36.6" in tex and "a bound, not a result" in tex
+    assert "held-out story (36.6" in tex and "a reference point, not a result" in tex
     assert not re.search(r"(?<!\\)_", re.sub(r"\\label\{[^}]*\}", "", tex))
-    assert "oracle n-gram (has memorised the test sentences) & 0.5 / 3 & 67.5 & $-2.5$ [$-3.5$, $-1.3$] beats" in tex
-    assert "& 69.1 & $-0.9$ [$-1.9$, $+0.3$] beats" in tex and tex.count("encoder alone (CTC) & 0 / 0 & 70.0 & --") == 2
+    assert "oracle n-gram (has memorised the test sentences) & 0.5 / 3 & 67.5 & $-2.5 [-3.50, -1.30]$ beats" in tex
+    assert "& 69.1 & $-0.9 [-1.90, +0.30]$ beats" in tex and tex.count("encoder alone (CTC) & 0 / 0 & 70.0 & --") == 2
 
 
 def test_verdict_requires_every_interval_to_exclude_zero_and_p_below_005():

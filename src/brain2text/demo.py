@@ -43,7 +43,8 @@ from .data.cache import build_cache
 from .decoding.strategies import get_strategy
 from .errors import Brain2TextError
 from .evaluation.bootstrap import verdict
-from .evaluation.headroom import headroom_line, headroom_summary
+from .evaluation.headroom import LENGTH_BONUSES, LM_WEIGHTS, headroom_line, headroom_summary
+from .evaluation.headroom import ORDER as HEADROOM_ORDER
 from .evaluation.memorisation import lm_word_perplexities, memorisation_line, prior_recites
 from .evaluation.report_table import interval_text, p_text, signed_pp, summaries
 from .evaluation.score import score_files
@@ -53,6 +54,7 @@ from .utils.atomic import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROL_ORDER = ("noise", "surrogate", "shuffled", "no_meg")
+HEADROOM_GRID = {"lm_weights": list(LM_WEIGHTS), "length_bonuses": list(LENGTH_BONUSES)}  # as lm_headroom writes it
 BANNER = ("SYNTHETIC DATA: these figures come from brain2text's own synthetic MEG-MASC generator and a tiny "
           "model trained for minutes on CPU. They test the software and its controls; no MEG-MASC result is claimed.")
 
@@ -222,7 +224,8 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
             *(["--threads", "1"] if s.jobs > 1 else []), *eval_overrides(cfg.eval), *overrides]
     cached = (_fresh(headroom, model / "brain2text.safetensors")
               and _json_field(headroom, "decoding") == dataclasses.asdict(cfg.decoding)
-              and _json_field(headroom, "eval") == evaluation)
+              and _json_field(headroom, "eval") == evaluation and _json_field(headroom, "order") == HEADROOM_ORDER
+              and _json_field(headroom, "tune_split") == "val" and _json_field(headroom, "grid") == HEADROOM_GRID)
     # the longest job first, so that the others fill the second worker
     jobs.insert(0, (f"LM headroom of the {name} split's CTC search (n-gram and oracle n-gram fusion)", argv,
                     out / "logs" / f"{headroom.stem}.log", cached))
@@ -456,7 +459,7 @@ def run_demo(s: DemoSettings) -> int:
     for name, (res, _) in splits.items():
         print(memorisation_line(name, _read_json(out / f"lm_perplexity_{name}.json"), res[default]))
     print("\nHow much could any LM add to the CTC search? (n-gram LMs fused in its place, WER minus ctc; the oracle "
-          "has memorised the test sentences: a bound, not a result)")
+          "has memorised the test sentences: a reference point, not a result)")
     for name in splits:
         print(headroom_line(name, _read_json(out / f"lm_headroom_{name}.json")))
     files = [f"{out}/metrics_{name}.json (.md, .png), {out}/strategies_{name}.json, {out}/lm_headroom_{name}.json"

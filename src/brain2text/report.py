@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import Brain2TextError
 from .evaluation.bootstrap import verdict
-from .evaluation.report_table import p_text, signed_pp
+from .evaluation.report_table import interval_text, p_text, signed_pp
 from .utils.atomic import atomic_write_text
 
 # (key in metrics JSON, column header, scale, lower_is_better)
@@ -191,8 +191,7 @@ def headroom_table(summaries: dict[str, dict]) -> str:
         name = f"{SPLIT_NAMES.get(split, split)} ({_fmt(h['unwritable_token_share'])}\\% not units)"
         for system, label in HEADROOM_SYSTEMS:
             row, d = h["systems"][system], h["wer_differences"].get(f"{system} - ctc")
-            diff = "--" if d is None else (f"${100 * d['delta']:+.1f}$ [${100 * d['ci95'][0]:+.1f}$, "
-                                           f"${100 * d['ci95'][1]:+.1f}$] {d['verdict']}")
+            diff = "--" if d is None else f"${interval_text(d)}$ {d['verdict']}"
             lines.append(f"{name} & {label} & {row['lm_weight']:g} / {row['length_bonus']:g} & {_fmt(row['wer'])} & "
                          f"{diff} \\\\")
             name = ""
@@ -200,8 +199,8 @@ def headroom_table(summaries: dict[str, dict]) -> str:
     lines += [r"\end{tabular}", FIT_CLOSE,
               r"\caption{How much could any language model add to the CTC search? n-gram LMs fused in the LLM's place, "
               r"settings chosen on the validation split; the oracle's n-gram also holds the test sentences, so its "
-              r"gain is a bound, not a result. WER in \%, differences in percentage points (sentence-clustered paired "
-              r"bootstrap). \emph{not units}: test tokens the word CTC head cannot write.}",
+              r"gain is a reference point, not a result. WER in \%, differences in percentage points "
+              r"(sentence-clustered paired bootstrap). \emph{not units}: test tokens the word CTC head cannot write.}",
               r"\label{tab:headroom}", r"\end{table}", ""]
     return "\n".join(lines)
 
@@ -246,10 +245,12 @@ def write_generated(evaluations: dict[str, Path], out_dir: Path,
         written.append(p)
         if summary.get("lm_headroom"):
             headroom[split] = summary["lm_headroom"]
+    p = out_dir / "headroom.tex"
     if headroom:
-        p = out_dir / "headroom.tex"
         atomic_write_text(p, headroom_table(headroom))
         written.append(p)
+    else:  # main.tex includes the file where it exists: an old one must not outlive its data
+        p.unlink(missing_ok=True)
     return written
 
 

@@ -27,7 +27,7 @@ def test_headroom_rows_agree_with_the_model_and_the_oracle_knows_the_split(setup
     model = load_model(setup.model_dir)
     cfg = setup.config(["eval.bertscore_model=none", "decoding.num_beams=4"])
     example_set = build_cache(cfg.data, progress=False)
-    result = lm_headroom(model, example_set, cfg, "test", "train", order=2, lm_weights=(0.5,), length_bonuses=(1.0,))
+    result = lm_headroom(model, example_set, cfg, "test", "val", order=2, lm_weights=(0.5,), length_bonuses=(1.0,))
     assert tuple(result["systems"]) == SYSTEMS and set(result["differences"]) == {f"{a} - {b}" for a, b in PAIRS}
     for name in ("ngram", "oracle"):
         assert result["systems"][name]["lm_weight"] == 0.5 and len(result["systems"][name]["tune_grid"]) == 1
@@ -48,14 +48,14 @@ def test_headroom_rows_agree_with_the_model_and_the_oracle_knows_the_split(setup
 
 def test_headroom_command_writes_json_and_table(setup, tmp_path, capsys):
     out = tmp_path / "headroom.json"
-    rc = main(["lm-headroom", "--model_path", str(setup.model_dir), "--output_file", str(out), "--tune_split", "train",
+    rc = main(["lm-headroom", "--model_path", str(setup.model_dir), "--output_file", str(out),
                "--lm_weights", "0.5", "--length_bonuses", "1", "--order", "2", f"data.cache_dir={setup.cache_dir}",
                "eval.n_bootstrap=100", "eval.n_permutations=100"])
     assert rc == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
     assert result["model_path"] == str(setup.model_dir) and result["order"] == 2
     md = out.with_suffix(".md").read_text()
-    assert "| oracle |" in md and "a bound" in md and md in capsys.readouterr().out
+    assert "| oracle |" in md and "a reference point" in md and md in capsys.readouterr().out
 
 
 def test_headroom_errors_are_one_line_and_write_nothing(setup, tmp_path, capsys):
@@ -68,4 +68,23 @@ def test_headroom_errors_are_one_line_and_write_nothing(setup, tmp_path, capsys)
     assert rc == 2 and "--tune_split must differ from --split" in err and len(err.strip().splitlines()) == 1
     rc = main(["lm-headroom", "--model_path", str(setup.model_dir), "--output_file", str(out), "--lm_weights", "a,b"])
     assert rc == 2 and "comma-separated numbers, got 'a,b'" in capsys.readouterr().err
+    # settings are checked before the model loads (a missing model directory is not reached)
+    for flags, message in ((["--order", "0"], "--order must be >= 1"), (["--lm_weights", "nan"], "finite and > 0"),
+                           (["--lm_weights", "0,1"], "finite and > 0"), (["--length_bonuses", "inf"], "finite")):
+        rc = main(["lm-headroom", "--model_path", str(tmp_path / "nope"), "--output_file", str(out), *flags])
+        assert rc == 2 and message in capsys.readouterr().err, flags
+    rc = main(["lm-headroom", "--model_path", str(tmp_path / "nope"), "--output_file", str(out), "--split", "train"])
+    assert rc == 2 and "invalid choice: 'train'" in capsys.readouterr().err
     assert not out.exists() and not out.with_suffix(".md").exists()
+
+
+def test_the_commands_defaults_are_the_modules():
+    import argparse
+
+    from brain2text.commands.lm_headroom import add_arguments
+    from brain2text.evaluation.headroom import LENGTH_BONUSES, LM_WEIGHTS, ORDER
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--model_path", "m", "--output_file", "o.json"])
+    assert (args.order, args.lm_weights, args.length_bonuses) == (ORDER, LM_WEIGHTS, LENGTH_BONUSES)

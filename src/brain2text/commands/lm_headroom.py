@@ -26,12 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model_path", required=True, help="a trained model directory (output_dir/best_model)")
     p.add_argument("--config", default=None,
                    help="YAML whose data/decoding/eval sections are used (default: the model's saved config)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split decoded and scored")
-    p.add_argument("--tune_split", default="val", choices=["train", "val", "test"],
+    p.add_argument("--split", default="test", choices=["val", "test"], help="split decoded and scored")
+    p.add_argument("--tune_split", default="val", choices=["val", "test"],
                    help="split on which each LM's lm_weight and length_bonus are chosen")
     p.add_argument("--order", type=int, default=3, help="n-gram order")
     p.add_argument("--lm_weights", type=_floats, default=(0.3, 0.5, 1.0), help="lm_weight grid (comma-separated)")
     p.add_argument("--length_bonuses", type=_floats, default=(1.0, 2.0, 3.0), help="length_bonus grid")
+    # the defaults are headroom.ORDER, LM_WEIGHTS and LENGTH_BONUSES (a test checks), written out here so that
+    # `--help` needs no torch import
     p.add_argument("--output_file", required=True, help="headroom JSON (the .md table goes beside it)")
     p.add_argument("--threads", default="auto", help="CPU threads for torch: a number or 'auto' (as evaluate)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. decoding.num_beams=16 data.bids_root=DIR")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.cache import build_cache
     from ..errors import Brain2TextError
     from ..evaluation.evaluate import evaluation_config
-    from ..evaluation.headroom import headroom_markdown, lm_headroom
+    from ..evaluation.headroom import check_settings, headroom_markdown, lm_headroom
     from ..utils.atomic import atomic_write_json, atomic_write_text
     from ..utils.preflight import check_output_path
     from ..utils.threads import decode_threads, parse_threads, torch_threads
@@ -54,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(path, what="--output_file")
     if out.suffix.lower() == ".md":
         raise Brain2TextError("--output_file is the headroom JSON; the .md table is written beside it", out)
-    if args.split == args.tune_split:
-        raise Brain2TextError(f"--tune_split must differ from --split (both {args.split})")
+    check_settings(args.split, args.tune_split, args.order, args.lm_weights, args.length_bonuses)
     threads = parse_threads(args.threads)
     decoder = Decoder.from_pretrained(args.model_path, threads=threads)
     cfg = evaluation_config(decoder.view, args.config, args.overrides)
