@@ -205,23 +205,24 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     stages.run(f"LM word perplexity on the {name} split's training and test sentences",
                lambda: atomic_write_json(ppl_file, lm_word_perplexities(cfg)),
                cached=_fresh(ppl_file, Path(lm_dir) / "config.json") and _json_field(ppl_file, "model") == str(lm_dir))
-    results, files, jobs = {}, {}, []
+    files, jobs = {}, []
     evaluation = dataclasses.asdict(cfg.eval)
+    threads = ["--threads", "1"] if s.jobs > 1 else []  # processes side by side: one thread each
     default = cfg.decoding.strategy
     for v in variants(default, strategies, (s.no_llm or {}).get(name)):
         suffix = "" if v.name == default else f"_{v.name}"
         metrics = out / f"metrics_{name}{suffix}.json"
         decoding = dataclasses.asdict(dataclasses.replace(cfg.decoding, strategy=v.strategy, **dict(v.decoding)))
         argv = ["evaluate", "--model_path", str(model), "--strategy", v.strategy, "--output_file", str(metrics),
-                *(["--threads", "1"] if s.jobs > 1 else []), *eval_overrides(cfg.eval), *overrides, *v.overrides()]
+                *threads, *eval_overrides(cfg.eval), *overrides, *v.overrides()]
         cached = (_fresh(metrics, model / "brain2text.safetensors") and _json_field(metrics, "decoding") == decoding
                   and _json_field(metrics, "eval") == evaluation)
         jobs.append((f"evaluation on the held-out {name} split, {_label(v)}, with controls", argv,
                      out / "logs" / f"{metrics.stem}.log", cached))
         files[v.name] = metrics
     headroom = out / f"lm_headroom_{name}.json"
-    argv = ["lm-headroom", "--model_path", str(model), "--output_file", str(headroom),
-            *(["--threads", "1"] if s.jobs > 1 else []), *eval_overrides(cfg.eval), *overrides]
+    argv = ["lm-headroom", "--model_path", str(model), "--output_file", str(headroom), *threads,
+            *eval_overrides(cfg.eval), *overrides]
     cached = (_fresh(headroom, model / "brain2text.safetensors")
               and _json_field(headroom, "decoding") == dataclasses.asdict(cfg.decoding)
               and _json_field(headroom, "eval") == evaluation and _json_field(headroom, "order") == HEADROOM_ORDER

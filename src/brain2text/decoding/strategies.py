@@ -89,7 +89,7 @@ register(Strategy("beam", "the LLM alone, beam search (Hugging Face generate, de
 
 
 # --------------------------------------------------------------------------------------- encoder alone
-def _unit_ids(model) -> torch.Tensor | None:
+def unit_ids(model) -> torch.Tensor | None:
     """The LM token id of each CTC class, or None when class ``c`` is token ``c``."""
     return None if model.units.identity else model.units.token_ids
 
@@ -126,7 +126,7 @@ def _joint_decode(model, batch, enc, decoding) -> list[list[int]]:
 
     common = dict(bos_ids=[], eos_id=model.eos_id, blank=model.units.blank, beam=decoding.num_beams,
                   max_len=model.cfg.decoder.max_new_tokens, length_penalty=decoding.length_penalty,
-                  unit_ids=_unit_ids(model))
+                  unit_ids=unit_ids(model))
     if decoding.strategy == "rescore" and enc is not None:
         lengths = enc.mask.sum(1).tolist()
         return [rescore_nbest(step(i), partial(lm_sequence_log_prob, model.decoder, contexts[i], model.embed,
@@ -169,7 +169,7 @@ def _fusion_decode(model, batch, enc, decoding) -> list[list[int]]:
                                         BatchPrefixLM(model.decoder, _contexts(model, batch, enc), model.embed),
                                         eos_id=model.eos_id, beam=decoding.num_beams, lm_weight=decoding.lm_weight,
                                         length_bonus=decoding.length_bonus, lengths=enc.mask.sum(1).tolist(),
-                                        unit_ids=_unit_ids(model))
+                                        unit_ids=unit_ids(model))
 
 
 def _fusion_score(model, batch, enc, cands, decoding):

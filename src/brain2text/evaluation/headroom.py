@@ -32,6 +32,7 @@ from torch import Tensor
 from ..data.dataset import MEGDataset, collate_examples
 from ..decoding.fusion import ctc_fusion_beam_search_batch
 from ..decoding.ngram import NGramLM
+from ..decoding.strategies import unit_ids
 from ..errors import Brain2TextError
 from .bootstrap import method_info, paired_bootstrap
 from .controls import blind
@@ -89,10 +90,8 @@ def ngram_of(model, texts: list[str], order: int) -> NGramLM:
 def decode(model, post: Posteriors, lm: NGramLM | None, lm_weight: float, length_bonus: float,
            beam: int) -> list[str]:
     """The fusion search over ``post`` with ``lm`` (None: no LM); texts as the model writes them."""
-    units = model.units
-    ids = ctc_fusion_beam_search_batch(post.log_probs, units.blank, lm, model.eos_id, beam, lm_weight, length_bonus,
-                                       unit_ids=None if units.identity else units.token_ids)
-    return [model.tokenizer.decode(x, skip_special_tokens=True).strip() for x in ids]
+    return model.texts(ctc_fusion_beam_search_batch(post.log_probs, model.units.blank, lm, model.eos_id, beam,
+                                                    lm_weight, length_bonus, unit_ids=unit_ids(model)))
 
 
 def corpus_wer(references: list[str], predictions: list[str], normalization: str = "default") -> float:
@@ -149,7 +148,7 @@ def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = 
     if not train:
         raise Brain2TextError("the training split has no sentences to fit the n-gram on", example_set.path)
     lms = {"ngram": (ngram_of(model, train, order),) * 2,
-           "oracle": (ngram_of(model, train + split_texts(example_set, tune_split), order),
+           "oracle": (ngram_of(model, train + sorted(set(tune_post.references)), order),
                       ngram_of(model, train + sorted(set(post.references)), order))}
     systems = {"ctc": {"lm_weight": 0.0, "length_bonus": 0.0, "tune_wer": None, "tune_grid": []}}
     say(f"no_lm: length bonus on {tune_split}")

@@ -284,7 +284,10 @@ class Brain2Text(nn.Module):
         if strategy.needs_meg and not with_meg:
             return [""] * len(batch)
         enc = (encoded if encoded is not None else self.encode(batch)) if with_meg else None
-        ids = strategy.decode(self, batch, enc, decoding)
+        return self.texts(strategy.decode(self, batch, enc, decoding))
+
+    def texts(self, ids: list[list[int]]) -> list[str]:
+        """Token id sequences as the texts decoding writes (special tokens dropped, stripped)."""
         return [self.tokenizer.decode(x, skip_special_tokens=True).strip() for x in ids]
 
 
