@@ -1,9 +1,9 @@
-"""``brain2text lm-headroom``: how much could any language model add to a trained model's CTC search?
+"""``brain2text lm-headroom``: how much could a language model add to a trained model's CTC search?
 
 Fuses n-gram LMs into the model's CTC prefix beam search: one fitted on the training sentences, and an
-oracle fitted on the decoded split's own sentences too (a bound, never a result); settings are chosen on
-``--tune_split``. Writes ``--output_file`` (JSON) and ``<stem>.md`` beside it, atomically, and prints the
-table. See :mod:`brain2text.evaluation.headroom`.
+oracle fitted on the decoded split's own sentences too (a reference point, never a result, and not a
+bound); settings are chosen on ``--tune_split``. Writes ``--output_file`` (JSON) and ``<stem>.md`` beside
+it, atomically, and prints the table. See :mod:`brain2text.evaluation.headroom`.
 """
 
 from __future__ import annotations

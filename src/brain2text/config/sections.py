@@ -275,7 +275,7 @@ class DecodingConfig:
                           "(LLM beam + CTC prefix score), 'rescore' (the CTC and LLM n-best lists rescored with both), "
                           "'fusion' (CTC prefix beam + LLM shallow fusion) or 'lexicon' (phoneme CTC + pronunciation "
                           "lexicon + LLM and word CTC word scores); see decoding/strategies.py.", "beam")
-    num_beams: int = _help("Beam width for beam and joint decoding.", 4)
+    num_beams: int = _help("Beam width of every search (beam, joint, rescore, ctc, fusion, lexicon).", 4)
     ctc_weight: float = _help("Joint and rescore decoding: weight of the CTC score (0 = LLM beam, 1 = CTC prefix "
                               "beam); lexicon decoding: weight of the word CTC head's prefix score.", 0.5)
     length_penalty: float = _help("Length penalty for beam search (the score is divided by length ** "
