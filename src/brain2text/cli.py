@@ -29,7 +29,8 @@ COMMANDS = {
     "check-model": "validate a model directory (every file) and show what it holds, e.g. after a download",
     "infer": "decode recordings to text (JSON)",
     "evaluate": "free-running evaluation with noise / surrogate / shuffled / no-MEG controls, intervals and p-values",
-    "lm-headroom": "how much any language model could add to a model's CTC search (n-gram and oracle n-gram fusion)",
+    "lm-headroom": "how much a language model could add to a model's CTC or phoneme lexicon search (n-gram and oracle "
+                   "n-gram, a reference point)",
     "score": "score any predictions (text, JSON, EEG-To-Text) against references with the same metrics and intervals",
     "demo": "the main job on the embedded default: synthetic data, tiny model, results table",
     "report": "write the report's generated tables and figures and build the PDF",

@@ -226,7 +226,8 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     cached = (_fresh(headroom, model / "brain2text.safetensors")
               and _json_field(headroom, "decoding") == dataclasses.asdict(cfg.decoding)
               and _json_field(headroom, "eval") == evaluation and _json_field(headroom, "order") == HEADROOM_ORDER
-              and _json_field(headroom, "tune_split") == "val" and _json_field(headroom, "grid") == HEADROOM_GRID)
+              and _json_field(headroom, "tune_split") == "val" and _json_field(headroom, "grid") == HEADROOM_GRID
+              and _json_field(headroom, "search") in (None, "fusion"))  # None: written before --search existed
     # the longest job first, so that the others fill the second worker
     jobs.insert(0, (f"LM headroom of the {name} split's CTC search (n-gram and oracle n-gram fusion)", argv,
                     out / "logs" / f"{headroom.stem}.log", cached))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -81,10 +82,92 @@ def test_headroom_errors_are_one_line_and_write_nothing(setup, tmp_path, capsys)
 def test_the_commands_defaults_are_the_modules():
     import argparse
 
-    from brain2text.commands.lm_headroom import add_arguments
-    from brain2text.evaluation.headroom import LENGTH_BONUSES, LM_WEIGHTS, ORDER
+    from brain2text.commands.lm_headroom import add_arguments, default_bonuses
+    from brain2text.evaluation.headroom import LENGTH_BONUSES, LEXICON_BONUSES, LM_WEIGHTS, ORDER
 
     p = argparse.ArgumentParser()
     add_arguments(p)
     args = p.parse_args(["--model_path", "m", "--output_file", "o.json"])
-    assert (args.order, args.lm_weights, args.length_bonuses) == (ORDER, LM_WEIGHTS, LENGTH_BONUSES)
+    assert (args.order, args.lm_weights, args.search, args.length_bonuses) == (ORDER, LM_WEIGHTS, "fusion", None)
+    assert default_bonuses("fusion") == LENGTH_BONUSES and default_bonuses("lexicon") == LEXICON_BONUSES
+
+
+@pytest.fixture(scope="module")
+def phoneme_model(setup, tmp_path_factory):
+    """A model of the tiny setup with a phoneme head and the training words as its lexicon, saved."""
+    import torch
+
+    from brain2text.data.cache import build_cache
+    from brain2text.evaluation.headroom import split_texts
+    from brain2text.models.build import build_model
+    from brain2text.models.serialization import save_model
+    from brain2text.training.data import preprocessing_record
+
+    cfg = setup.config(["encoder.phoneme_head=true"])
+    example_set = build_cache(cfg.data, progress=False)
+    torch.manual_seed(0)
+    model = build_model(cfg, unit_texts=split_texts(example_set, "train"))
+    model.preprocessing = preprocessing_record(example_set, cfg)
+    out = tmp_path_factory.mktemp("phoneme-model") / "model"
+    save_model(model, out)
+    return out
+
+
+def test_lexicon_ngram_is_a_distribution_over_the_lexicon_and_the_end():
+    from brain2text.evaluation.headroom import LexiconNGram
+
+    lm = LexiconNGram(["the fort stood", "the cable"], ["cable", "fort", "stood", "the", "spool"], order=2)
+    the = lm.lexicon.words.index("the")
+    for words in ((), (the,)):
+        total = sum(math.exp(x) for x in lm([(0, words, w) for w in range(len(lm.lexicon))] + [(0, words, None)]))
+        assert total == pytest.approx(1.0)
+    assert lm([(0, (), lm.lexicon.words.index("spool"))])[0] == -math.inf  # in the lexicon, never in the text
+    with pytest.raises(ValueError, match="outside the lexicon"):
+        LexiconNGram(["the moon"], ["the"], order=2)
+
+
+def test_lexicon_headroom_rows_are_the_models_own_searches_and_the_oracle_lexicon_knows_the_split(
+        setup, phoneme_model):
+    from brain2text.data.cache import build_cache
+    from brain2text.data.dataset import MEGDataset, collate_examples
+    from brain2text.evaluation.controls import blind
+    from brain2text.evaluation.headroom import LEXICON_BONUSES, SYSTEMS, lm_headroom, split_texts
+    from brain2text.models.serialization import load_model
+
+    model = load_model(phoneme_model)
+    cfg = setup.config(["eval.bertscore_model=none", "decoding.num_beams=4"])
+    example_set = build_cache(cfg.data, progress=False)
+    result = lm_headroom(model, example_set, cfg, "test", "val", order=2, lm_weights=(0.5,), search="lexicon")
+    assert result["search"] == "lexicon" and tuple(result["systems"]) == SYSTEMS
+    assert [row["length_bonus"] for row in result["systems"]["no_lm"]["tune_grid"]] == list(LEXICON_BONUSES)
+    assert result["lexicon_words"] == len(model.lexicon_words) and 0.0 < result["lexicon_oov_share"] <= 1.0
+    # the test split holds words no training sentence does, and only the oracle's lexicon has them
+    test_words = {w for t in split_texts(example_set, "test") for w in t.split()}
+    assert result["oracle_lexicon_words"] == len(set(model.lexicon_words) | test_words) > result["lexicon_words"]
+    # ctc is the word CTC head alone; no_lm is the model's own lexicon strategy without its LM, at the chosen bonus
+    dataset = MEGDataset(example_set, "test")
+    batch = blind(collate_examples([dataset[i] for i in range(len(result["examples"]))]))
+    bonus = result["systems"]["no_lm"]["length_bonus"]
+    ctc = model.generate(batch, dataclasses.replace(cfg.decoding, strategy="ctc"))
+    lexicon = model.generate(batch, dataclasses.replace(cfg.decoding, strategy="lexicon", lm_weight=0.0,
+                                                        length_bonus=bonus, ctc_weight=0.0))
+    assert [row["ctc"] for row in result["examples"]] == ctc
+    assert [" ".join(row["no_lm"].split()) for row in result["examples"]] == [" ".join(t.split()) for t in lexicon]
+    # every word the oracle writes is in its lexicon: the training words and the test split's own
+    allowed = {w for t in split_texts(example_set, "train") + split_texts(example_set, "test") for w in t.split()}
+    assert all(set(row["oracle"].split()) <= allowed for row in result["examples"])
+
+
+def test_lexicon_headroom_command_and_a_model_without_a_phoneme_head(setup, phoneme_model, tmp_path, capsys):
+    out = tmp_path / "headroom.json"
+    rc = main(["lm-headroom", "--model_path", str(setup.model_dir), "--output_file", str(out), "--search", "lexicon",
+               f"data.cache_dir={setup.cache_dir}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "needs a model trained with encoder.phoneme_head" in err and not out.exists()
+    rc = main(["lm-headroom", "--model_path", str(phoneme_model), "--output_file", str(out), "--search", "lexicon",
+               "--lm_weights", "0.5", "--length_bonuses", "0,1", "--order", "2", f"data.cache_dir={setup.cache_dir}",
+               "eval.n_bootstrap=100", "eval.n_permutations=100", "decoding.num_beams=4"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["search"] == "lexicon"
+    md = out.with_suffix(".md").read_text()
+    assert "phoneme lexicon search" in md and "not in the training words' lexicon" in md

@@ -15,6 +15,14 @@ search, in the place of the MEG-conditioned LLM:
   honest LM in the same search is unlikely to, and the encoder (what the search can write) has to change. It
   is not a strict upper bound: an LM that picked the sentence as a whole (retrieval) could do more.
 
+With ``search="lexicon"`` the same four systems measure the phoneme route instead, the one search that can
+write a word the word CTC head cannot (:func:`~brain2text.decoding.lexicon.lexicon_beam_search_batch`, the
+``lexicon`` strategy's search over the phoneme head's posteriors): ``ctc`` stays the word CTC head alone (the
+bar), ``no_lm`` is the lexicon search over the training words with its word bonus only, ``ngram`` adds a word
+n-gram of the training sentences, and ``oracle`` a word n-gram of the training *and decoded* sentences with
+a lexicon that holds every decoded word (nothing unseen). Where even that oracle stays behind ``ctc``, the
+phoneme posteriors, not the LM or the lexicon, limit the route.
+
 Each LM's ``lm_weight`` and ``length_bonus`` are chosen on ``tune_split`` (the oracle's on its own oracle of
 that split), then applied once to ``split``. Every system is scored like ``evaluate``'s, with paired intervals
 that resample sentences. Also reported: the share of the split's reference tokens the CTC head cannot write.
@@ -31,9 +39,11 @@ from torch import Tensor
 
 from ..data.dataset import MEGDataset, collate_examples
 from ..decoding.fusion import ctc_fusion_beam_search_batch
+from ..decoding.lexicon import Lexicon, lexicon_beam_search_batch
 from ..decoding.ngram import NGramLM
 from ..decoding.strategies import unit_ids
 from ..errors import Brain2TextError
+from ..models.build import lexicon_words
 from .bootstrap import method_info, paired_bootstrap
 from .controls import blind
 from .evaluate import evaluation_clusters
@@ -41,9 +51,16 @@ from .metrics import metrics_info, sentence_stats, wer_statistics
 from .report_table import interval_text, p_text
 
 SYSTEMS = ("ctc", "no_lm", "ngram", "oracle")
+SEARCHES = ("fusion", "lexicon")
 ORDER, LM_WEIGHTS, LENGTH_BONUSES = 3, (0.3, 0.5, 1.0), (1.0, 2.0, 3.0)  # the command's and the demo's defaults
-LM_OF = {"ctc": "none", "no_lm": "none (length bonus only)", "ngram": "n-gram of the training sentences",
-         "oracle": "n-gram of the training + decoded sentences (oracle)"}
+LEXICON_BONUSES = (-1.0, 0.0, 1.0, 2.0, 3.0)  # per word; without an LM the lexicon search wants a negative one
+LM_OF = {"fusion": {"ctc": "none", "no_lm": "none (length bonus only)", "ngram": "n-gram of the training sentences",
+                    "oracle": "n-gram of the training + decoded sentences (oracle)"},
+         "lexicon": {"ctc": "none (the word CTC head alone)",
+                     "no_lm": "none: phoneme lexicon search over the training words, word bonus only",
+                     "ngram": "word n-gram of the training sentences, training words' lexicon",
+                     "oracle": "word n-gram of the training + decoded sentences, lexicon with the decoded words "
+                               "(oracle)"}}
 PAIRS = (("no_lm", "ctc"), ("ngram", "ctc"), ("oracle", "ctc"), ("ngram", "no_lm"), ("oracle", "no_lm"))
 
 
@@ -55,6 +72,7 @@ class Posteriors:
     log_probs: list[Tensor]
     references: list[str]
     subjects: list[str]
+    phoneme_log_probs: list[Tensor] | None = None  # the phoneme head's, where the model has one
 
 
 def split_posteriors(model, example_set, split: str, batch_size: int = 8, max_examples: int = 0) -> Posteriors:
@@ -64,7 +82,7 @@ def split_posteriors(model, example_set, split: str, batch_size: int = 8, max_ex
     if len(dataset) == 0:
         raise Brain2TextError(f"the {split!r} split has no examples", example_set.path)
     n = min(len(dataset), max_examples) if max_examples else len(dataset)
-    log_probs, refs, subjects = [], [], []
+    log_probs, refs, subjects, phonemes = [], [], [], []
     model.eval()
     with torch.inference_mode():
         for start in range(0, n, batch_size):
@@ -72,9 +90,11 @@ def split_posteriors(model, example_set, split: str, batch_size: int = 8, max_ex
             batch = collate_examples([dataset[p] for p in positions])
             enc = model.encode(blind(batch))
             log_probs += [lp[:n].float().cpu() for lp, n in zip(enc.ctc_log_probs, enc.mask.sum(1).tolist())]
+            if enc.phoneme_log_probs is not None:
+                phonemes += [lp[:n].float().cpu() for lp, n in zip(enc.phoneme_log_probs, enc.phoneme_lengths())]
             refs += batch.texts
             subjects += [example_set.examples[dataset.indices[p]]["subject"] for p in positions]
-    return Posteriors(log_probs, refs, subjects)
+    return Posteriors(log_probs, refs, subjects, phonemes if len(phonemes) == len(log_probs) else None)
 
 
 def split_texts(example_set, split: str) -> list[str]:
@@ -87,9 +107,32 @@ def ngram_of(model, texts: list[str], order: int) -> NGramLM:
     return NGramLM([model.text_ids(t) for t in texts], order, len(model.tokenizer), model.eos_id)
 
 
-def decode(model, post: Posteriors, lm: NGramLM | None, lm_weight: float, length_bonus: float,
+class LexiconNGram:
+    """A word n-gram over the words of a pronunciation lexicon, as the lexicon search's ``word_lm_fn``:
+    ``(example, committed words, next word | None for the end) -> log P`` (the example is ignored)."""
+
+    def __init__(self, texts: list[str], words: list[str], order: int):
+        self.lexicon = Lexicon(words)
+        index = {w: i for i, w in enumerate(self.lexicon.words)}
+        missing = sorted({w for t in texts for w in t.split()} - set(index))
+        if missing:
+            raise ValueError(f"the n-gram's sentences hold words outside the lexicon: {missing[:5]}")
+        n = len(self.lexicon)
+        self.ngram = NGramLM([[index[w] for w in t.split()] for t in texts], order, n + 1, n)
+
+    def __call__(self, requests: list[tuple[int, tuple[int, ...], int | None]]) -> list[float]:
+        return [float(self.ngram.log_probs(words)[self.ngram.eos_id if w is None else w]) for _, words, w in requests]
+
+
+def decode(model, post: Posteriors, lm: NGramLM | LexiconNGram | None, lm_weight: float, length_bonus: float,
            beam: int) -> list[str]:
-    """The fusion search over ``post`` with ``lm`` (None: no LM); texts as the model writes them."""
+    """The fusion search over ``post``'s word CTC posteriors with ``lm`` (None: no LM), or, for a
+    :class:`LexiconNGram`, the lexicon search over its phoneme posteriors with that LM's lexicon (weight 0:
+    the lexicon alone); texts as the model writes them."""
+    if isinstance(lm, LexiconNGram):
+        found = lexicon_beam_search_batch(post.phoneme_log_probs, lm.lexicon, lm if lm_weight else None, beam=beam,
+                                          lm_weight=lm_weight, word_bonus=length_bonus)
+        return [" ".join(lm.lexicon.words[w] for w in words) for words in found]
     return model.texts(ctc_fusion_beam_search_batch(post.log_probs, model.units.blank, lm, model.eos_id, beam,
                                                     lm_weight, length_bonus, unit_ids=unit_ids(model)))
 
@@ -107,7 +150,8 @@ def unwritable_share(model, references: list[str]) -> float:
     return bad / len(tokens) if tokens else 0.0
 
 
-def _tune(model, post: Posteriors, lm: NGramLM | None, weights, bonuses, beam, normalization) -> tuple[dict, list]:
+def _tune(model, post: Posteriors, lm: NGramLM | LexiconNGram | None, weights, bonuses, beam,
+          normalization) -> tuple[dict, list]:
     grid = []
     for w in weights:
         for b in bonuses:
@@ -117,8 +161,10 @@ def _tune(model, post: Posteriors, lm: NGramLM | None, weights, bonuses, beam, n
     return best, grid
 
 
-def check_settings(split: str, tune_split: str, order: int, lm_weights, length_bonuses) -> None:
+def check_settings(split: str, tune_split: str, order: int, lm_weights, length_bonuses, search: str = "fusion") -> None:
     """A one-line error for settings the measurement cannot use (checked before any model is loaded)."""
+    if search not in SEARCHES:
+        raise Brain2TextError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
     if split == tune_split:
         raise Brain2TextError(f"--tune_split must differ from --split (both {split})")
     if "train" in (split, tune_split):
@@ -133,12 +179,18 @@ def check_settings(split: str, tune_split: str, order: int, lm_weights, length_b
 
 
 def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = "val", order: int = ORDER,
-                lm_weights: tuple[float, ...] = LM_WEIGHTS, length_bonuses: tuple[float, ...] = LENGTH_BONUSES,
-                progress=None) -> dict:
+                lm_weights: tuple[float, ...] = LM_WEIGHTS, length_bonuses: tuple[float, ...] | None = None,
+                progress=None, search: str = "fusion") -> dict:
     """The headroom JSON (see the module docstring). ``cfg``: the evaluation config (``cfg.decoding.num_beams``
     beams; ``cfg.eval``'s bootstrap settings, WER normalisation and ``max_sentences``, which caps the decoded
-    split as ``evaluate`` does); ``progress(message)`` is told each step."""
-    check_settings(split, tune_split, order, lm_weights, length_bonuses)
+    split as ``evaluate`` does); ``length_bonuses`` None: :data:`LENGTH_BONUSES` for fusion,
+    :data:`LEXICON_BONUSES` for the lexicon search; ``progress(message)`` is told each step."""
+    if length_bonuses is None:
+        length_bonuses = LEXICON_BONUSES if search == "lexicon" else LENGTH_BONUSES
+    check_settings(split, tune_split, order, lm_weights, length_bonuses, search)
+    if search == "lexicon" and (getattr(model, "phoneme_head", None) is None or not model.lexicon_words):
+        raise Brain2TextError("the lexicon search needs a model trained with encoder.phoneme_head: true (its "
+                              "phoneme head and lexicon words)")
     say = progress or (lambda message: None)
     beam, e = cfg.decoding.num_beams, cfg.eval
     say(f"encoding the {tune_split} and {split} splits")
@@ -147,12 +199,23 @@ def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = 
     train = split_texts(example_set, "train")
     if not train:
         raise Brain2TextError("the training split has no sentences to fit the n-gram on", example_set.path)
-    lms = {"ngram": (ngram_of(model, train, order),) * 2,
-           "oracle": (ngram_of(model, train + sorted(set(tune_post.references)), order),
-                      ngram_of(model, train + sorted(set(post.references)), order))}
+    tune_oracle, oracle = train + sorted(set(tune_post.references)), train + sorted(set(post.references))
+    if search == "lexicon":
+        words = sorted(set(model.lexicon_words) | set(lexicon_words(train)))  # the model's lexicon strategy's
+
+        def with_words(texts: list[str]) -> list[str]:
+            return sorted(set(words) | set(lexicon_words(texts)))
+
+        plain = LexiconNGram(train, words, order)
+        lms = {"ngram": (plain, plain), "oracle": (LexiconNGram(tune_oracle, with_words(tune_oracle), order),
+                                                   LexiconNGram(oracle, with_words(oracle), order))}
+    else:
+        plain = None
+        lms = {"ngram": (ngram_of(model, train, order),) * 2,
+               "oracle": (ngram_of(model, tune_oracle, order), ngram_of(model, oracle, order))}
     systems = {"ctc": {"lm_weight": 0.0, "length_bonus": 0.0, "tune_wer": None, "tune_grid": []}}
     say(f"no_lm: length bonus on {tune_split}")
-    best, grid = _tune(model, tune_post, None, (0.0,), length_bonuses, beam, e.wer_normalization)
+    best, grid = _tune(model, tune_post, plain, (0.0,), length_bonuses, beam, e.wer_normalization)
     systems["no_lm"] = {"lm_weight": 0.0, "length_bonus": best["length_bonus"], "tune_wer": best["wer"],
                         "tune_grid": grid}
     for name, (tune_lm, _) in lms.items():
@@ -161,17 +224,26 @@ def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = 
         systems[name] = {"lm_weight": best["lm_weight"], "length_bonus": best["length_bonus"], "tune_wer": best["wer"],
                          "tune_grid": grid}
     say(f"decoding {split} with the chosen settings")
-    predictions = {name: decode(model, post, lms[name][1] if name in lms else None, s["lm_weight"],
-                                s["length_bonus"], beam) for name, s in systems.items()}
+    lm_of = {"ctc": None, "no_lm": plain, **{name: pair[1] for name, pair in lms.items()}}
+    predictions = {name: decode(model, post, lm_of[name], s["lm_weight"], s["length_bonus"], beam)
+                   for name, s in systems.items()}
     stats = {name: sentence_stats(post.references, p, None, wer_normalization=e.wer_normalization)
              for name, p in predictions.items()}
     clusters = evaluation_clusters(post.references, post.subjects, e.bootstrap_unit)
+    extra = {}
+    if search == "lexicon":
+        known = set(plain.lexicon.words)
+        words = [w for r in post.references for w in r.split()]
+        extra = {"lexicon_words": len(known), "oracle_lexicon_words": len(lms["oracle"][1].lexicon),
+                 "lexicon_oov_share": sum(w not in known for w in words) / max(1, len(words))}
     return {
+        "search": search,
         "split": split, "tune_split": tune_split, "data_split": cfg.data.split, "order": order, "num_beams": beam,
         "grid": {"lm_weights": list(lm_weights), "length_bonuses": list(length_bonuses)},
         "n_sentences": len(post.references), "n_distinct_sentences": len(set(post.references)),
-        "unwritable_token_share": unwritable_share(model, post.references),
-        "systems": {name: {"lm": LM_OF[name], **s, "metrics": stats[name].corpus()} for name, s in systems.items()},
+        "unwritable_token_share": unwritable_share(model, post.references), **extra,
+        "systems": {name: {"lm": LM_OF[search][name], **s, "metrics": stats[name].corpus()}
+                    for name, s in systems.items()},
         "differences": {f"{a} - {b}": paired_bootstrap(stats[a], stats[b], e.n_bootstrap, e.bootstrap_seed,
                                                        clusters=clusters, n_permutations=e.n_permutations)
                         for a, b in PAIRS},
@@ -180,10 +252,18 @@ def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = 
         "decoding": asdict(cfg.decoding), "eval": asdict(cfg.eval),
         "examples": [{"reference": r, **{name: predictions[name][i] for name in SYSTEMS}}
                      for i, r in enumerate(post.references[:5])],
-        "note": "oracle's n-gram was fitted on the decoded split's own sentences: its gain over ctc is what shallow "
-                "fusion gains with an LM that has memorised the test sentences' n-grams (a reference point for what "
-                "an LM can add to this encoder's search); it is not a decoding result",
+        "note": NOTES[search],
     }
+
+
+NOTES = {
+    "fusion": "oracle's n-gram was fitted on the decoded split's own sentences: its gain over ctc is what shallow "
+              "fusion gains with an LM that has memorised the test sentences' n-grams (a reference point for what "
+              "an LM can add to this encoder's search); it is not a decoding result",
+    "lexicon": "oracle's word n-gram was fitted on the decoded split's own sentences and its lexicon holds their "
+               "words: it is what the phoneme lexicon search gains with an LM and a lexicon that know the test "
+               "sentences (a reference point for what the phoneme route can reach); it is not a decoding result",
+}
 
 
 def _pct(x: float) -> str:
@@ -192,10 +272,13 @@ def _pct(x: float) -> str:
 
 def headroom_markdown(result: dict) -> str:
     """The result as a table: each system's WER and BLEU-4, its settings, and its paired WER differences."""
-    lines = [f"LM headroom of the CTC search on the {result['split']} split ({result['n_sentences']} examples, "
+    search = "phoneme lexicon search" if result.get("search") == "lexicon" else "CTC search"
+    lines = [f"LM headroom of the {search} on the {result['split']} split ({result['n_sentences']} examples, "
              f"{result['n_distinct_sentences']} sentences; settings chosen on {result['tune_split']}; "
              f"{result['order']}-gram LMs, {result['num_beams']} beams). "
-             f"{_pct(result['unwritable_token_share'])}% of the reference tokens are not CTC units.", "",
+             f"{_pct(result['unwritable_token_share'])}% of the reference tokens are not CTC units"
+             + (f"; {_pct(result['lexicon_oov_share'])}% of the reference words are not in the training words' lexicon "
+                f"of {result['lexicon_words']:,}." if "lexicon_oov_share" in result else "."), "",
              "| system | LM | lm_weight | length_bonus | WER | BLEU-4 | WER minus ctc | WER minus no_lm |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for name, s in result["systems"].items():
@@ -207,7 +290,7 @@ def headroom_markdown(result: dict) -> str:
                      f"{_pct(s['metrics']['wer'])} | {_pct(s['metrics']['bleu4'])} | {cells[0]} | {cells[1]} |")
     lines += ["", "WER in %, differences in percentage points with the 95% interval of a paired bootstrap over "
                   "sentences (negative: fewer errors). The oracle has memorised the decoded sentences: its gain is "
-                  "a reference point for what an LM fused into this search can add, not a result."]
+                  "a reference point for what an LM in this search can add, not a result."]
     return "\n".join(lines) + "\n"
 
 
