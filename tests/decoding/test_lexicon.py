@@ -89,6 +89,9 @@ def test_trie_holds_homophones_at_one_node_and_lookahead_is_the_subtree_max():
     assert look[lex.children[0][k]] == -0.5  # a (-1), ab (-3), ba2 (-0.5) below "k"
     assert look[0] == -0.5
     assert Lexicon(["zzz"], lambda w: [("not-a-phoneme",)]).words_at == [[]]  # unspellable: left out
+    # a word without letters is left out too: the letter fallback would make "1" a homophone of "a"
+    real = Lexicon(["1", "--", "a"])
+    assert {real.words[w] for node in real.words_at for w in node} == {"a"}  # (at two nodes: "ah" and "ey")
 
 
 @pytest.mark.parametrize("seed,lm_weight,bonus", [(0, 0.0, 0.0), (1, 0.0, 1.0), (2, 0.7, 0.0), (3, 1.5, 0.5),

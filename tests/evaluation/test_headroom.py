@@ -130,15 +130,25 @@ def test_lexicon_headroom_rows_are_the_models_own_searches_and_the_oracle_lexico
         setup, phoneme_model):
     from brain2text.data.cache import build_cache
     from brain2text.data.dataset import MEGDataset, collate_examples
+    from brain2text.decoding.lexicon import lexicon_beam_search_batch
+    from brain2text.decoding.strategies import WordCTC
     from brain2text.evaluation.controls import blind
-    from brain2text.evaluation.headroom import LEXICON_BONUSES, SYSTEMS, lm_headroom, split_texts
+    from brain2text.evaluation.headroom import (
+        LEXICON_BONUSES,
+        SYSTEMS,
+        LexiconNGram,
+        lm_headroom,
+        split_posteriors,
+        split_texts,
+    )
     from brain2text.models.serialization import load_model
 
     model = load_model(phoneme_model)
     cfg = setup.config(["eval.bertscore_model=none", "decoding.num_beams=4"])
     example_set = build_cache(cfg.data, progress=False)
-    result = lm_headroom(model, example_set, cfg, "test", "val", order=2, lm_weights=(0.5,), search="lexicon")
-    assert result["search"] == "lexicon" and tuple(result["systems"]) == SYSTEMS
+    result = lm_headroom(model, example_set, cfg, "test", "val", order=2, lm_weights=(0.5,), search="lexicon",
+                         ctc_weight=0.5)
+    assert result["search"] == "lexicon" and tuple(result["systems"]) == SYSTEMS and result["ctc_weight"] == 0.5
     assert [row["length_bonus"] for row in result["systems"]["no_lm"]["tune_grid"]] == list(LEXICON_BONUSES)
     assert result["lexicon_words"] == len(model.lexicon_words) and 0.0 < result["lexicon_oov_share"] <= 1.0
     # the test split holds words no training sentence does, and only the oracle's lexicon has them
@@ -150,12 +160,27 @@ def test_lexicon_headroom_rows_are_the_models_own_searches_and_the_oracle_lexico
     bonus = result["systems"]["no_lm"]["length_bonus"]
     ctc = model.generate(batch, dataclasses.replace(cfg.decoding, strategy="ctc"))
     lexicon = model.generate(batch, dataclasses.replace(cfg.decoding, strategy="lexicon", lm_weight=0.0,
-                                                        length_bonus=bonus, ctc_weight=0.0))
+                                                        length_bonus=bonus, ctc_weight=0.5))
     assert [row["ctc"] for row in result["examples"]] == ctc
     assert [" ".join(row["no_lm"].split()) for row in result["examples"]] == [" ".join(t.split()) for t in lexicon]
     # every word the oracle writes is in its lexicon: the training words and the test split's own
     allowed = {w for t in split_texts(example_set, "train") + split_texts(example_set, "test") for w in t.split()}
     assert all(set(row["oracle"].split()) <= allowed for row in result["examples"])
+    # the ngram row is the lexicon search with the training n-gram fused in, and the n-gram changes what it writes
+    train = split_texts(example_set, "train")
+    lm = LexiconNGram(train, model.lexicon_words, 2)
+    post = split_posteriors(model, example_set, "test", max_examples=len(result["examples"]))
+    chosen = result["systems"]["ngram"]
+    assert chosen["lm_weight"] == 0.5
+
+    word_ctc = WordCTC.from_log_probs(model, post.log_probs, lm.lexicon.words)
+
+    def search(word_lm):
+        return [" ".join(lm.lexicon.words[w] for w in ws) for ws in lexicon_beam_search_batch(
+            post.phoneme_log_probs, lm.lexicon, word_lm, beam=4, lm_weight=0.5 if word_lm else 0.0,
+            word_bonus=chosen["length_bonus"], lookahead=lm.lookahead, word_ctc_fn=word_ctc, word_ctc_weight=0.5)]
+
+    assert [row["ngram"] for row in result["examples"]] == search(lm) != search(None)
 
 
 def test_lexicon_headroom_command_and_a_model_without_a_phoneme_head(setup, phoneme_model, tmp_path, capsys):

@@ -22,7 +22,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def default_bonuses(search: str) -> tuple[float, ...]:
     """headroom.LENGTH_BONUSES (fusion, per token) or LEXICON_BONUSES (lexicon, per word), without torch."""
-    return (-1.0, 0.0, 1.0, 2.0, 3.0) if search == "lexicon" else (1.0, 2.0, 3.0)
+    return (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0) if search == "lexicon" else (1.0, 2.0, 3.0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,11 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the search the n-grams join: the word CTC prefix beam search (the default strategy's), or "
                         "the phoneme lexicon search (needs a model with encoder.phoneme_head; its oracle also gets "
                         "the decoded words in its lexicon)")
+    p.add_argument("--ctc_weight", type=float, default=0.0,
+                   help="lexicon search only: weight of the word CTC head's word scores in every lexicon system (as "
+                        "decoding.ctc_weight in the lexicon strategy; 0: the phoneme posteriors alone)")
     p.add_argument("--order", type=int, default=3, help="n-gram order")
     p.add_argument("--lm_weights", type=_floats, default=(0.3, 0.5, 1.0), help="lm_weight grid (comma-separated)")
     p.add_argument("--length_bonuses", type=_floats, default=None,
                    help="length_bonus grid (per token for fusion, per word for lexicon; default: 1,2,3 for fusion, "
-                        "-1,0,1,2,3 for lexicon)")
+                        "-3,...,3 for lexicon)")
     # the defaults are headroom.ORDER, LM_WEIGHTS, LENGTH_BONUSES and LEXICON_BONUSES (a test checks), written
     # out here so that `--help` needs no torch import
     p.add_argument("--output_file", required=True, help="headroom JSON (the .md table goes beside it)")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.cache import build_cache
     from ..errors import Brain2TextError
     from ..evaluation.evaluate import evaluation_config
-    from ..evaluation.headroom import check_settings, headroom_markdown, lm_headroom
+    from ..evaluation.headroom import check_model, check_settings, headroom_markdown, lm_headroom
     from ..utils.atomic import atomic_write_json, atomic_write_text
     from ..utils.preflight import check_output_path
     from ..utils.threads import decode_threads, parse_threads, torch_threads
@@ -68,17 +71,21 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(path, what="--output_file")
     if out.suffix.lower() == ".md":
         raise Brain2TextError("--output_file is the headroom JSON; the .md table is written beside it", out)
-    bonuses = args.length_bonuses or default_bonuses(args.search)
-    check_settings(args.split, args.tune_split, args.order, args.lm_weights, bonuses, args.search)
+    bonuses = default_bonuses(args.search) if args.length_bonuses is None else args.length_bonuses
+    check_settings(args.split, args.tune_split, args.order, args.lm_weights, bonuses, args.search, args.ctc_weight)
     threads = parse_threads(args.threads)
     decoder = Decoder.from_pretrained(args.model_path, threads=threads)
+    try:
+        check_model(decoder.model, args.search)
+    except Brain2TextError as e:
+        raise Brain2TextError(str(e), decoder.model_path) from None
     cfg = evaluation_config(decoder.view, args.config, args.overrides)
     example_set = build_cache(cfg.data, progress=True)
     with torch_threads(decode_threads(decoder.model, threads)):
         result = lm_headroom(decoder.model, example_set, cfg, args.split, args.tune_split, args.order,
                              args.lm_weights, bonuses,
                              progress=lambda message: print(message, file=sys.stderr, flush=True),
-                             search=args.search)
+                             search=args.search, ctc_weight=args.ctc_weight)
     result = {"model_path": str(decoder.model_path), **result}
     markdown = headroom_markdown(result)
     atomic_write_text(out.with_suffix(".md"), markdown)

@@ -235,10 +235,19 @@ class WordCTC:
     scores ``unknown`` instead (a fixed cost: unseen words stay possible, on the phonemes' evidence alone)."""
 
     def __init__(self, model, enc, words: list[str], unknown: float = -10.0):
-        self.model, self.words, self.unknown = model, words, unknown
         lengths = enc.mask.sum(1).tolist()
-        self.scorers = [CTCPrefixScorer(enc.ctc_log_probs[i], model.units.blank, length=int(n))
-                        for i, n in enumerate(lengths)]
+        self._setup(model, [lp[: int(n)] for lp, n in zip(enc.ctc_log_probs, lengths)], words, unknown)
+
+    @classmethod
+    def from_log_probs(cls, model, log_probs: list[torch.Tensor], words: list[str], unknown: float = -10.0):
+        """The same scorer over each example's word CTC log-probs ``(T_i, classes)``, already cut to its frames."""
+        scorer = cls.__new__(cls)
+        scorer._setup(model, log_probs, words, unknown)
+        return scorer
+
+    def _setup(self, model, log_probs: list[torch.Tensor], words: list[str], unknown: float) -> None:
+        self.model, self.words, self.unknown = model, words, unknown
+        self.scorers = [CTCPrefixScorer(lp, model.units.blank) for lp in log_probs]
         self._classes: dict[int, list[int] | None] = {}
         self._states: dict[tuple[int, tuple[int, ...]], tuple] = {}  # -> (state, log psi)
 

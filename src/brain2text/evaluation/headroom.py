@@ -20,8 +20,11 @@ write a word the word CTC head cannot (:func:`~brain2text.decoding.lexicon.lexic
 ``lexicon`` strategy's search over the phoneme head's posteriors): ``ctc`` stays the word CTC head alone (the
 bar), ``no_lm`` is the lexicon search over the training words with its word bonus only, ``ngram`` adds a word
 n-gram of the training sentences, and ``oracle`` a word n-gram of the training *and decoded* sentences with
-a lexicon that holds every decoded word (nothing unseen). Where even that oracle stays behind ``ctc``, the
-phoneme posteriors, not the LM or the lexicon, limit the route.
+a lexicon that holds every decoded word (nothing unseen). As in the ``lexicon`` strategy, an LM's score of
+a word's start stands in while it is spelled (the look-ahead: here the n-gram's probability of the word
+opening a sentence), and ``ctc_weight`` > 0 adds the word CTC head's prefix score of each word
+(:class:`~brain2text.decoding.strategies.WordCTC`) to every lexicon system. Where even the oracle stays
+behind ``ctc``, the phoneme posteriors (with that word evidence), not the LM or the lexicon, limit the route.
 
 Each LM's ``lm_weight`` and ``length_bonus`` are chosen on ``tune_split`` (the oracle's on its own oracle of
 that split), then applied once to ``split``. Every system is scored like ``evaluate``'s, with paired intervals
@@ -41,19 +44,19 @@ from ..data.dataset import MEGDataset, collate_examples
 from ..decoding.fusion import ctc_fusion_beam_search_batch
 from ..decoding.lexicon import Lexicon, lexicon_beam_search_batch
 from ..decoding.ngram import NGramLM
-from ..decoding.strategies import unit_ids
+from ..decoding.strategies import WordCTC, unit_ids
 from ..errors import Brain2TextError
 from ..models.build import lexicon_words
 from .bootstrap import method_info, paired_bootstrap
 from .controls import blind
 from .evaluate import evaluation_clusters
-from .metrics import metrics_info, sentence_stats, wer_statistics
+from .metrics import metrics_info, normalize_for_wer, sentence_stats, wer_statistics
 from .report_table import interval_text, p_text
 
 SYSTEMS = ("ctc", "no_lm", "ngram", "oracle")
 SEARCHES = ("fusion", "lexicon")
 ORDER, LM_WEIGHTS, LENGTH_BONUSES = 3, (0.3, 0.5, 1.0), (1.0, 2.0, 3.0)  # the command's and the demo's defaults
-LEXICON_BONUSES = (-1.0, 0.0, 1.0, 2.0, 3.0)  # per word; without an LM the lexicon search wants a negative one
+LEXICON_BONUSES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # per word; without an LM the search wants a negative one
 LM_OF = {"fusion": {"ctc": "none", "no_lm": "none (length bonus only)", "ngram": "n-gram of the training sentences",
                     "oracle": "n-gram of the training + decoded sentences (oracle)"},
          "lexicon": {"ctc": "none (the word CTC head alone)",
@@ -119,20 +122,27 @@ class LexiconNGram:
             raise ValueError(f"the n-gram's sentences hold words outside the lexicon: {missing[:5]}")
         n = len(self.lexicon)
         self.ngram = NGramLM([[index[w] for w in t.split()] for t in texts], order, n + 1, n)
+        # the look-ahead, as the lexicon strategy's: per trie node, the best score of a word below it opening a sentence
+        start = self.ngram.log_probs([])
+        self.lookahead = self.lexicon.lookahead([float(start[w]) for w in range(n)])
 
     def __call__(self, requests: list[tuple[int, tuple[int, ...], int | None]]) -> list[float]:
         return [float(self.ngram.log_probs(words)[self.ngram.eos_id if w is None else w]) for _, words, w in requests]
 
 
 def decode(model, post: Posteriors, lm: NGramLM | LexiconNGram | None, lm_weight: float, length_bonus: float,
-           beam: int) -> list[str]:
+           beam: int, ctc_weight: float = 0.0) -> list[str]:
     """The fusion search over ``post``'s word CTC posteriors with ``lm`` (None: no LM), or, for a
     :class:`LexiconNGram`, the lexicon search over its phoneme posteriors with that LM's lexicon (weight 0:
-    the lexicon alone); texts as the model writes them."""
+    the lexicon alone) and ``ctc_weight`` times the word CTC head's word scores; texts as the model writes
+    them."""
     if isinstance(lm, LexiconNGram):
+        words = lm.lexicon.words
+        word_ctc = WordCTC.from_log_probs(model, post.log_probs, words) if ctc_weight else None
         found = lexicon_beam_search_batch(post.phoneme_log_probs, lm.lexicon, lm if lm_weight else None, beam=beam,
-                                          lm_weight=lm_weight, word_bonus=length_bonus)
-        return [" ".join(lm.lexicon.words[w] for w in words) for words in found]
+                                          lm_weight=lm_weight, word_bonus=length_bonus, lookahead=lm.lookahead,
+                                          word_ctc_fn=word_ctc, word_ctc_weight=ctc_weight)
+        return [" ".join(words[w] for w in found_words) for found_words in found]
     return model.texts(ctc_fusion_beam_search_batch(post.log_probs, model.units.blank, lm, model.eos_id, beam,
                                                     lm_weight, length_bonus, unit_ids=unit_ids(model)))
 
@@ -151,20 +161,26 @@ def unwritable_share(model, references: list[str]) -> float:
 
 
 def _tune(model, post: Posteriors, lm: NGramLM | LexiconNGram | None, weights, bonuses, beam,
-          normalization) -> tuple[dict, list]:
+          normalization, ctc_weight: float = 0.0) -> tuple[dict, list]:
     grid = []
     for w in weights:
         for b in bonuses:
-            grid.append({"lm_weight": w, "length_bonus": b,
-                         "wer": corpus_wer(post.references, decode(model, post, lm, w, b, beam), normalization)})
+            texts = decode(model, post, lm, w, b, beam, ctc_weight)
+            grid.append({"lm_weight": w, "length_bonus": b, "wer": corpus_wer(post.references, texts, normalization)})
     best = min(grid, key=lambda row: row["wer"])  # the first of equals: the grid's order decides ties
     return best, grid
 
 
-def check_settings(split: str, tune_split: str, order: int, lm_weights, length_bonuses, search: str = "fusion") -> None:
+def check_settings(split: str, tune_split: str, order: int, lm_weights, length_bonuses, search: str = "fusion",
+                   ctc_weight: float = 0.0) -> None:
     """A one-line error for settings the measurement cannot use (checked before any model is loaded)."""
     if search not in SEARCHES:
         raise Brain2TextError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    if not (math.isfinite(ctc_weight) and ctc_weight >= 0):
+        raise Brain2TextError(f"--ctc_weight must be finite and >= 0, got {ctc_weight}")
+    if ctc_weight and search != "lexicon":
+        raise Brain2TextError("--ctc_weight is the lexicon search's (--search lexicon); fusion's ctc row is the word "
+                              "CTC itself")
     if split == tune_split:
         raise Brain2TextError(f"--tune_split must differ from --split (both {split})")
     if "train" in (split, tune_split):
@@ -178,19 +194,25 @@ def check_settings(split: str, tune_split: str, order: int, lm_weights, length_b
         raise Brain2TextError(f"--length_bonuses must be finite numbers, got {list(length_bonuses)}")
 
 
-def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = "val", order: int = ORDER,
-                lm_weights: tuple[float, ...] = LM_WEIGHTS, length_bonuses: tuple[float, ...] | None = None,
-                progress=None, search: str = "fusion") -> dict:
-    """The headroom JSON (see the module docstring). ``cfg``: the evaluation config (``cfg.decoding.num_beams``
-    beams; ``cfg.eval``'s bootstrap settings, WER normalisation and ``max_sentences``, which caps the decoded
-    split as ``evaluate`` does); ``length_bonuses`` None: :data:`LENGTH_BONUSES` for fusion,
-    :data:`LEXICON_BONUSES` for the lexicon search; ``progress(message)`` is told each step."""
-    if length_bonuses is None:
-        length_bonuses = LEXICON_BONUSES if search == "lexicon" else LENGTH_BONUSES
-    check_settings(split, tune_split, order, lm_weights, length_bonuses, search)
+def check_model(model, search: str) -> None:
+    """A one-line error where the model cannot run ``search`` (the lexicon search needs a phoneme head)."""
     if search == "lexicon" and (getattr(model, "phoneme_head", None) is None or not model.lexicon_words):
         raise Brain2TextError("the lexicon search needs a model trained with encoder.phoneme_head: true (its "
                               "phoneme head and lexicon words)")
+
+
+def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = "val", order: int = ORDER,
+                lm_weights: tuple[float, ...] = LM_WEIGHTS, length_bonuses: tuple[float, ...] | None = None,
+                progress=None, search: str = "fusion", ctc_weight: float = 0.0) -> dict:
+    """The headroom JSON (see the module docstring). ``cfg``: the evaluation config (``cfg.decoding.num_beams``
+    beams; ``cfg.eval``'s bootstrap settings, WER normalisation and ``max_sentences``, which caps the decoded
+    split as ``evaluate`` does); ``length_bonuses`` None: :data:`LENGTH_BONUSES` for fusion,
+    :data:`LEXICON_BONUSES` for the lexicon search; ``ctc_weight``: the lexicon search's weight of the word CTC
+    head's word scores; ``progress(message)`` is told each step."""
+    if length_bonuses is None:
+        length_bonuses = LEXICON_BONUSES if search == "lexicon" else LENGTH_BONUSES
+    check_settings(split, tune_split, order, lm_weights, length_bonuses, search, ctc_weight)
+    check_model(model, search)
     say = progress or (lambda message: None)
     beam, e = cfg.decoding.num_beams, cfg.eval
     say(f"encoding the {tune_split} and {split} splits")
@@ -201,12 +223,14 @@ def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = 
         raise Brain2TextError("the training split has no sentences to fit the n-gram on", example_set.path)
     tune_oracle, oracle = train + sorted(set(tune_post.references)), train + sorted(set(post.references))
     if search == "lexicon":
-        words = sorted(set(model.lexicon_words) | set(lexicon_words(train)))  # the model's lexicon strategy's
+        # the model's lexicon (its lexicon strategy's), with the training words of the data decoded here (the same
+        # words when the data are the model's own)
+        known = sorted(set(model.lexicon_words) | set(lexicon_words(train)))
 
         def with_words(texts: list[str]) -> list[str]:
-            return sorted(set(words) | set(lexicon_words(texts)))
+            return sorted(set(known) | set(lexicon_words(texts)))
 
-        plain = LexiconNGram(train, words, order)
+        plain = LexiconNGram(train, known, order)
         lms = {"ngram": (plain, plain), "oracle": (LexiconNGram(tune_oracle, with_words(tune_oracle), order),
                                                    LexiconNGram(oracle, with_words(oracle), order))}
     else:
@@ -215,27 +239,29 @@ def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = 
                "oracle": (ngram_of(model, tune_oracle, order), ngram_of(model, oracle, order))}
     systems = {"ctc": {"lm_weight": 0.0, "length_bonus": 0.0, "tune_wer": None, "tune_grid": []}}
     say(f"no_lm: length bonus on {tune_split}")
-    best, grid = _tune(model, tune_post, plain, (0.0,), length_bonuses, beam, e.wer_normalization)
+    best, grid = _tune(model, tune_post, plain, (0.0,), length_bonuses, beam, e.wer_normalization, ctc_weight)
     systems["no_lm"] = {"lm_weight": 0.0, "length_bonus": best["length_bonus"], "tune_wer": best["wer"],
                         "tune_grid": grid}
     for name, (tune_lm, _) in lms.items():
         say(f"{name}: lm_weight x length_bonus on {tune_split}")
-        best, grid = _tune(model, tune_post, tune_lm, lm_weights, length_bonuses, beam, e.wer_normalization)
+        best, grid = _tune(model, tune_post, tune_lm, lm_weights, length_bonuses, beam, e.wer_normalization,
+                           ctc_weight)
         systems[name] = {"lm_weight": best["lm_weight"], "length_bonus": best["length_bonus"], "tune_wer": best["wer"],
                          "tune_grid": grid}
     say(f"decoding {split} with the chosen settings")
     lm_of = {"ctc": None, "no_lm": plain, **{name: pair[1] for name, pair in lms.items()}}
-    predictions = {name: decode(model, post, lm_of[name], s["lm_weight"], s["length_bonus"], beam)
+    predictions = {name: decode(model, post, lm_of[name], s["lm_weight"], s["length_bonus"], beam, ctc_weight)
                    for name, s in systems.items()}
     stats = {name: sentence_stats(post.references, p, None, wer_normalization=e.wer_normalization)
              for name, p in predictions.items()}
     clusters = evaluation_clusters(post.references, post.subjects, e.bootstrap_unit)
     extra = {}
     if search == "lexicon":
-        known = set(plain.lexicon.words)
-        words = [w for r in post.references for w in r.split()]
-        extra = {"lexicon_words": len(known), "oracle_lexicon_words": len(lms["oracle"][1].lexicon),
-                 "lexicon_oov_share": sum(w not in known for w in words) / max(1, len(words))}
+        spelled = {normalize_for_wer(w) for w in plain.lexicon.words}
+        ref_words = normalize_for_wer(" ".join(post.references)).split()  # as WER compares them
+        extra = {"ctc_weight": ctc_weight, "lexicon_words": len(plain.lexicon),
+                 "oracle_lexicon_words": len(lms["oracle"][1].lexicon),
+                 "lexicon_oov_share": sum(w not in spelled for w in ref_words) / max(1, len(ref_words))}
     return {
         "search": search,
         "split": split, "tune_split": tune_split, "data_split": cfg.data.split, "order": order, "num_beams": beam,
@@ -275,7 +301,8 @@ def headroom_markdown(result: dict) -> str:
     search = "phoneme lexicon search" if result.get("search") == "lexicon" else "CTC search"
     lines = [f"LM headroom of the {search} on the {result['split']} split ({result['n_sentences']} examples, "
              f"{result['n_distinct_sentences']} sentences; settings chosen on {result['tune_split']}; "
-             f"{result['order']}-gram LMs, {result['num_beams']} beams). "
+             f"{result['order']}-gram LMs, {result['num_beams']} beams"
+             + (f", word CTC weight {result['ctc_weight']:g}" if result.get("ctc_weight") else "") + "). "
              f"{_pct(result['unwritable_token_share'])}% of the reference tokens are not CTC units"
              + (f"; {_pct(result['lexicon_oov_share'])}% of the reference words are not in the training words' lexicon "
                 f"of {result['lexicon_words']:,}." if "lexicon_oov_share" in result else "."), "",
