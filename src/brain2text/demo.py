@@ -460,7 +460,7 @@ def run_demo(s: DemoSettings) -> int:
     print("\nDoes the LM know the test text? (the base LM's word perplexity; the prompt alone, no MEG)")
     for name, (res, _) in splits.items():
         print(memorisation_line(name, _read_json(out / f"lm_perplexity_{name}.json"), res[default]))
-    print("\nHow much could any LM add to the CTC search? (n-gram LMs fused in its place, WER minus ctc; the oracle "
+    print("\nHow much could an LM add to the CTC search? (n-gram LMs fused in its place, WER minus ctc; the oracle "
           "has memorised the test sentences: a reference point, not a result)")
     for name in splits:
         print(headroom_line(name, _read_json(out / f"lm_headroom_{name}.json")))

@@ -197,7 +197,7 @@ def headroom_table(summaries: dict[str, dict]) -> str:
             name = ""
         lines.append(r"\midrule" if split != list(summaries)[-1] else r"\bottomrule")
     lines += [r"\end{tabular}", FIT_CLOSE,
-              r"\caption{How much could any language model add to the CTC search? n-gram LMs fused in the LLM's place, "
+              r"\caption{How much could a language model add to the CTC search? n-gram LMs fused in the LLM's place, "
               r"settings chosen on the validation split; the oracle's n-gram also holds the test sentences, so its "
               r"gain is a reference point, not a result. WER in \%, differences in percentage points "
               r"(sentence-clustered paired bootstrap). \emph{not units}: test tokens the word CTC head cannot write.}",
