@@ -173,7 +173,7 @@ def test_lexicon_headroom_rows_are_the_models_own_searches_and_the_oracle_lexico
     chosen = result["systems"]["ngram"]
     assert chosen["lm_weight"] == 0.5
 
-    word_ctc = WordCTC.from_log_probs(model, post.log_probs, lm.lexicon.words)
+    word_ctc = WordCTC(model, post.log_probs, lm.lexicon.words)
 
     def search(word_lm):
         return [" ".join(lm.lexicon.words[w] for w in ws) for ws in lexicon_beam_search_batch(

@@ -130,7 +130,7 @@ def test_word_ctc_gains_sum_to_the_word_heads_sequence_probability(model):
     batch = make_batch(lengths=(150, 90), seed=3)
     enc = model.encode(batch)
     words = ["the", "fort", "roy", "zzyzx-not-a-unit"]
-    wc = WordCTC(model, enc, words, unknown=-7.0)
+    wc = WordCTC(model, enc.ctc_frames(), words, unknown=-7.0)
     seq = (0, 1, 2)
     gains = wc([(1, seq[:k], seq[k]) for k in range(3)] + [(1, seq, None)])
     classes = [c for w in seq for c in wc.classes(w)]

@@ -75,10 +75,7 @@ def run(args: argparse.Namespace) -> int:
     check_settings(args.split, args.tune_split, args.order, args.lm_weights, bonuses, args.search, args.ctc_weight)
     threads = parse_threads(args.threads)
     decoder = Decoder.from_pretrained(args.model_path, threads=threads)
-    try:
-        check_model(decoder.model, args.search)
-    except Brain2TextError as e:
-        raise Brain2TextError(str(e), decoder.model_path) from None
+    check_model(decoder.model, args.search, decoder.model_path)  # before the data are read
     cfg = evaluation_config(decoder.view, args.config, args.overrides)
     example_set = build_cache(cfg.data, progress=True)
     with torch_threads(decode_threads(decoder.model, threads)):

@@ -234,18 +234,8 @@ class WordCTC:
     A word is the CTC classes of its tokens in context; a word the head cannot write (not among its units)
     scores ``unknown`` instead (a fixed cost: unseen words stay possible, on the phonemes' evidence alone)."""
 
-    def __init__(self, model, enc, words: list[str], unknown: float = -10.0):
-        lengths = enc.mask.sum(1).tolist()
-        self._setup(model, [lp[: int(n)] for lp, n in zip(enc.ctc_log_probs, lengths)], words, unknown)
-
-    @classmethod
-    def from_log_probs(cls, model, log_probs: list[torch.Tensor], words: list[str], unknown: float = -10.0):
-        """The same scorer over each example's word CTC log-probs ``(T_i, classes)``, already cut to its frames."""
-        scorer = cls.__new__(cls)
-        scorer._setup(model, log_probs, words, unknown)
-        return scorer
-
-    def _setup(self, model, log_probs: list[torch.Tensor], words: list[str], unknown: float) -> None:
+    def __init__(self, model, log_probs: list[torch.Tensor], words: list[str], unknown: float = -10.0):
+        """``log_probs``: each example's word CTC log-probs cut to its frames (``EncodedMEG.ctc_frames()``)."""
         self.model, self.words, self.unknown = model, words, unknown
         self.scorers = [CTCPrefixScorer(lp, model.units.blank) for lp in log_probs]
         self._classes: dict[int, list[int] | None] = {}
@@ -321,7 +311,7 @@ def _lexicon_score(model, batch, enc, cands, decoding):
     if decoding.ctc_weight:
         vocab = sorted({w for ws in words for w in ws})
         index = {w: k for k, w in enumerate(vocab)}
-        word_ctc = WordCTC(model, enc, vocab)
+        word_ctc = WordCTC(model, enc.ctc_frames(), vocab)
         score = score + decoding.ctc_weight * torch.tensor(
             [[sum(word_ctc([(i, tuple(index[w] for w in ws[:k]), index[ws[k]]) for k in range(len(ws))]))
               + word_ctc([(i, tuple(index[w] for w in ws), None)])[0] for ws in words] for i in range(len(batch))])
@@ -335,7 +325,7 @@ def _lexicon_decode(model, batch, enc, decoding) -> list[list[int]]:
     lexicon = model_lexicon(model)
     word_lm = WordLM(model, _contexts(model, batch, enc), lexicon.words) if decoding.lm_weight else None
     lookahead = _lexicon_lookahead(model, lexicon) if decoding.lm_weight else None
-    word_ctc = WordCTC(model, enc, lexicon.words) if decoding.ctc_weight else None
+    word_ctc = WordCTC(model, enc.ctc_frames(), lexicon.words) if decoding.ctc_weight else None
     found = lexicon_beam_search_batch(list(enc.phoneme_log_probs), lexicon, word_lm, beam=decoding.num_beams,
                                       lm_weight=decoding.lm_weight, word_bonus=decoding.length_bonus,
                                       lengths=enc.phoneme_lengths(), lookahead=lookahead, word_ctc_fn=word_ctc,

@@ -57,6 +57,7 @@ SYSTEMS = ("ctc", "no_lm", "ngram", "oracle")
 SEARCHES = ("fusion", "lexicon")
 ORDER, LM_WEIGHTS, LENGTH_BONUSES = 3, (0.3, 0.5, 1.0), (1.0, 2.0, 3.0)  # the command's and the demo's defaults
 LEXICON_BONUSES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # per word; without an LM the search wants a negative one
+BONUSES = {"fusion": LENGTH_BONUSES, "lexicon": LEXICON_BONUSES}  # each search's default length_bonus grid
 LM_OF = {"fusion": {"ctc": "none", "no_lm": "none (length bonus only)", "ngram": "n-gram of the training sentences",
                     "oracle": "n-gram of the training + decoded sentences (oracle)"},
          "lexicon": {"ctc": "none (the word CTC head alone)",
@@ -64,6 +65,14 @@ LM_OF = {"fusion": {"ctc": "none", "no_lm": "none (length bonus only)", "ngram":
                      "ngram": "word n-gram of the training sentences, training words' lexicon",
                      "oracle": "word n-gram of the training + decoded sentences, lexicon with the decoded words "
                                "(oracle)"}}
+NOTES = {
+    "fusion": "oracle's n-gram was fitted on the decoded split's own sentences: its gain over ctc is what shallow "
+              "fusion gains with an LM that has memorised the test sentences' n-grams (a reference point for what "
+              "an LM can add to this encoder's search); it is not a decoding result",
+    "lexicon": "oracle's word n-gram was fitted on the decoded split's own sentences and its lexicon holds their "
+               "words: it is what the phoneme lexicon search gains with an LM and a lexicon that know the test "
+               "sentences (a reference point for what the phoneme route can reach); it is not a decoding result",
+}
 PAIRS = (("no_lm", "ctc"), ("ngram", "ctc"), ("oracle", "ctc"), ("ngram", "no_lm"), ("oracle", "no_lm"))
 
 
@@ -84,17 +93,16 @@ def split_posteriors(model, example_set, split: str, batch_size: int = 8, max_ex
     dataset = MEGDataset(example_set, split)
     if len(dataset) == 0:
         raise Brain2TextError(f"the {split!r} split has no examples", example_set.path)
-    n = min(len(dataset), max_examples) if max_examples else len(dataset)
+    count = min(len(dataset), max_examples) if max_examples else len(dataset)
     log_probs, refs, subjects, phonemes = [], [], [], []
     model.eval()
     with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            positions = range(start, min(start + batch_size, n))
+        for start in range(0, count, batch_size):
+            positions = range(start, min(start + batch_size, count))
             batch = collate_examples([dataset[p] for p in positions])
             enc = model.encode(blind(batch))
-            log_probs += [lp[:n].float().cpu() for lp, n in zip(enc.ctc_log_probs, enc.mask.sum(1).tolist())]
-            if enc.phoneme_log_probs is not None:
-                phonemes += [lp[:n].float().cpu() for lp, n in zip(enc.phoneme_log_probs, enc.phoneme_lengths())]
+            log_probs += [lp.float().cpu() for lp in enc.ctc_frames()]
+            phonemes += [lp.float().cpu() for lp in enc.phoneme_frames() or []]
             refs += batch.texts
             subjects += [example_set.examples[dataset.indices[p]]["subject"] for p in positions]
     return Posteriors(log_probs, refs, subjects, phonemes if len(phonemes) == len(log_probs) else None)
@@ -138,7 +146,7 @@ def decode(model, post: Posteriors, lm: NGramLM | LexiconNGram | None, lm_weight
     them."""
     if isinstance(lm, LexiconNGram):
         words = lm.lexicon.words
-        word_ctc = WordCTC.from_log_probs(model, post.log_probs, words) if ctc_weight else None
+        word_ctc = WordCTC(model, post.log_probs, words) if ctc_weight else None
         found = lexicon_beam_search_batch(post.phoneme_log_probs, lm.lexicon, lm if lm_weight else None, beam=beam,
                                           lm_weight=lm_weight, word_bonus=length_bonus, lookahead=lm.lookahead,
                                           word_ctc_fn=word_ctc, word_ctc_weight=ctc_weight)
@@ -194,11 +202,12 @@ def check_settings(split: str, tune_split: str, order: int, lm_weights, length_b
         raise Brain2TextError(f"--length_bonuses must be finite numbers, got {list(length_bonuses)}")
 
 
-def check_model(model, search: str) -> None:
-    """A one-line error where the model cannot run ``search`` (the lexicon search needs a phoneme head)."""
+def check_model(model, search: str, path=None) -> None:
+    """A one-line error (naming ``path``, the model directory, where given) where the model cannot run
+    ``search`` (the lexicon search needs a phoneme head)."""
     if search == "lexicon" and (getattr(model, "phoneme_head", None) is None or not model.lexicon_words):
         raise Brain2TextError("the lexicon search needs a model trained with encoder.phoneme_head: true (its "
-                              "phoneme head and lexicon words)")
+                              "phoneme head and lexicon words)", path)
 
 
 def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = "val", order: int = ORDER,
@@ -210,7 +219,7 @@ def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = 
     :data:`LEXICON_BONUSES` for the lexicon search; ``ctc_weight``: the lexicon search's weight of the word CTC
     head's word scores; ``progress(message)`` is told each step."""
     if length_bonuses is None:
-        length_bonuses = LEXICON_BONUSES if search == "lexicon" else LENGTH_BONUSES
+        length_bonuses = BONUSES.get(search, LENGTH_BONUSES)  # an unknown search is refused just below
     check_settings(split, tune_split, order, lm_weights, length_bonuses, search, ctc_weight)
     check_model(model, search)
     say = progress or (lambda message: None)
@@ -281,15 +290,6 @@ def lm_headroom(model, example_set, cfg, split: str = "test", tune_split: str = 
         "note": NOTES[search],
     }
 
-
-NOTES = {
-    "fusion": "oracle's n-gram was fitted on the decoded split's own sentences: its gain over ctc is what shallow "
-              "fusion gains with an LM that has memorised the test sentences' n-grams (a reference point for what "
-              "an LM can add to this encoder's search); it is not a decoding result",
-    "lexicon": "oracle's word n-gram was fitted on the decoded split's own sentences and its lexicon holds their "
-               "words: it is what the phoneme lexicon search gains with an LM and a lexicon that know the test "
-               "sentences (a reference point for what the phoneme route can reach); it is not a decoding result",
-}
 
 
 def _pct(x: float) -> str:

@@ -43,6 +43,16 @@ class EncodedMEG:
         """Each example's number of phoneme frames."""
         return self.phoneme_mask.sum(1).tolist()
 
+    def ctc_frames(self) -> list[torch.Tensor]:
+        """Each example's word CTC log-probs ``(T_i, classes)``, cut to its valid frames."""
+        return [lp[:n] for lp, n in zip(self.ctc_log_probs, self.mask.sum(1).tolist())]
+
+    def phoneme_frames(self) -> list[torch.Tensor] | None:
+        """Each example's phoneme log-probs ``(T1_i, 40)``, cut to its valid frames (None without the head)."""
+        if self.phoneme_log_probs is None:
+            return None
+        return [lp[:n] for lp, n in zip(self.phoneme_log_probs, self.phoneme_lengths())]
+
 
 def meg_modules(cfg: Config, n_classes: int, hidden: int) -> dict[str, nn.Module]:
     """The MEG side of the model around a decoder of width ``hidden`` with ``n_classes`` CTC classes (the units
