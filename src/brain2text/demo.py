@@ -223,11 +223,12 @@ def _train_and_evaluate(stages: Stages, s: DemoSettings, name: str, overrides: l
     headroom = out / f"lm_headroom_{name}.json"
     argv = ["lm-headroom", "--model_path", str(model), "--output_file", str(headroom), *threads,
             *eval_overrides(cfg.eval), *overrides]
+    stored = _read_json(headroom) or {}  # read once for every field the cache check compares
     cached = (_fresh(headroom, model / "brain2text.safetensors")
-              and _json_field(headroom, "decoding") == dataclasses.asdict(cfg.decoding)
-              and _json_field(headroom, "eval") == evaluation and _json_field(headroom, "order") == HEADROOM_ORDER
-              and _json_field(headroom, "tune_split") == "val" and _json_field(headroom, "grid") == HEADROOM_GRID
-              and _json_field(headroom, "search") in (None, "fusion"))  # None: written before --search existed
+              and stored.get("decoding") == dataclasses.asdict(cfg.decoding) and stored.get("eval") == evaluation
+              and stored.get("order") == HEADROOM_ORDER and stored.get("tune_split") == "val"
+              and stored.get("grid") == HEADROOM_GRID
+              and stored.get("search") in (None, "fusion"))  # None: written before --search existed
     # the longest job first, so that the others fill the second worker
     jobs.insert(0, (f"LM headroom of the {name} split's CTC search (n-gram and oracle n-gram fusion)", argv,
                     out / "logs" / f"{headroom.stem}.log", cached))
